@@ -17,6 +17,9 @@ endif
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
         -Wimplicit-fallthrough -Wvla
+# Error messages go into fixed 256-byte buffers and are cut on purpose (error
+# paths do not allocate), so gcc's guesses at truncation are noise.
+WARN += -Wno-format-truncation
 ifeq ($(WERROR),1)
 WARN += -Werror
 endif

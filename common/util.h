@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#define ARRAY_SIZE(a)                   (sizeof(a) / sizeof((a)[0]))
 
 /* Hands a pointer on: returns it and clears the variable so that its cleanup
  * attribute no longer frees it. */
@@ -29,7 +29,7 @@ static inline void common_closep(int *fd)
     if (*fd >= 0)
         close(*fd);
 }
-#define _cleanup_free_ __attribute__((cleanup(common_freep)))
+#define _cleanup_free_  __attribute__((cleanup(common_freep)))
 #define _cleanup_close_ __attribute__((cleanup(common_closep)))
 
 /* Allocation that aborts the process on out-of-memory (crun, redis). */

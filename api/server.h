@@ -1,0 +1,34 @@
+/* The REST API of a node: routes, authentication, blocking queries and the
+ * translation of requests into store operations. */
+#ifndef SHOAL_API_SERVER_H
+#define SHOAL_API_SERVER_H
+
+#include <uv.h>
+
+#include "raft/store.h"
+
+struct api_server;
+
+struct api_server_config {
+    const char *listen;       /* borrowed: "ip:port" of the API */
+    const char *token;        /* borrowed: the admin token */
+    const char *cluster_id;   /* borrowed */
+    const char *node_id;      /* borrowed: this node's id (hex) */
+    const char *node_name;    /* borrowed */
+    const char *raft_address; /* borrowed */
+};
+
+/* Starts serving on cfg->listen. loop and store are borrowed and must
+ * outlive the server; cfg's strings are copied. Returns 0 or a negative
+ * errno with the reason in errmsg (256 bytes). */
+int api_server_start(struct api_server **out, uv_loop_t *loop, struct rs_store *store,
+                     const struct api_server_config *cfg, char *errmsg);
+
+/* Stops accepting connections; open ones are still served. */
+void api_server_stop_accepting(struct api_server *s);
+
+/* Answers every parked blocking query, closes every connection, frees the
+ * server, then calls cb. */
+void api_server_close(struct api_server *s, void (*cb)(void *data), void *data);
+
+#endif

@@ -1,0 +1,327 @@
+#include "raft/state.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/util.h"
+
+#define SNAPSHOT_FORMAT 1
+
+void rs_state_init(struct rs_state *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+static void service_free(struct rs_service *svc)
+{
+    free(svc->name);
+    json_decref(svc->obj);
+    free(svc->body);
+    free(svc);
+}
+
+void rs_state_close(struct rs_state *s)
+{
+    for (size_t i = 0; i < s->n_services; i++)
+        service_free(s->services[i]);
+    free(s->services);
+    free(s->services_body);
+    memset(s, 0, sizeof(*s));
+}
+
+/* Binary search: returns the position of name, or where it would go with
+ * *found = 0. */
+static size_t service_pos(const struct rs_state *s, const char *name, int *found)
+{
+    size_t lo = 0, hi = s->n_services;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(s->services[mid]->name, name);
+        if (c == 0) {
+            *found = 1;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = 0;
+    return lo;
+}
+
+const struct rs_service *rs_state_service(const struct rs_state *s, const char *name)
+{
+    int found;
+    size_t pos = service_pos(s, name, &found);
+    return found ? s->services[pos] : NULL;
+}
+
+static void services_changed(struct rs_state *s, uint64_t index)
+{
+    s->services_index = index;
+    free(s->services_body);
+    s->services_body = NULL;
+}
+
+/* Sets the service's bookkeeping fields and refreshes its cached body. */
+static void service_refresh(struct rs_service *svc, uint64_t version, uint64_t create_index,
+                            uint64_t modify_index)
+{
+    json_object_set_new(svc->obj, "version", json_integer((json_int_t)version));
+    json_object_set_new(svc->obj, "create_index", json_integer((json_int_t)create_index));
+    json_object_set_new(svc->obj, "modify_index", json_integer((json_int_t)modify_index));
+    svc->modify_index = modify_index;
+    free(svc->body);
+    svc->body = json_dumps(svc->obj, JSON_COMPACT);
+    if (!svc->body)
+        abort();
+    svc->body_len = strlen(svc->body);
+}
+
+static uint64_t obj_uint(const json_t *obj, const char *key)
+{
+    json_int_t v = json_integer_value(json_object_get(obj, key));
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+static void service_insert(struct rs_state *s, size_t pos, struct rs_service *svc)
+{
+    if (s->n_services == s->cap_services) {
+        s->cap_services = s->cap_services ? s->cap_services * 2 : 64;
+        s->services = xrealloc(s->services, s->cap_services * sizeof(*s->services));
+    }
+    memmove(&s->services[pos + 1], &s->services[pos], (s->n_services - pos) * sizeof(*s->services));
+    s->services[pos] = svc;
+    s->n_services++;
+}
+
+static void service_remove(struct rs_state *s, size_t pos)
+{
+    service_free(s->services[pos]);
+    memmove(&s->services[pos], &s->services[pos + 1],
+            (s->n_services - pos - 1) * sizeof(*s->services));
+    s->n_services--;
+}
+
+static void answer(struct rs_op_result *res, const char *body, size_t len, int created)
+{
+    if (!res)
+        return;
+    res->err.code = API_OK;
+    res->created = created;
+    res->body = xstrndup(body, len);
+    res->body_len = len;
+}
+
+__attribute__((format(printf, 4, 5))) static void
+refuse(struct rs_op_result *res, enum api_code code, const char *field, const char *fmt, ...)
+{
+    if (!res)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    api_err_vset(&res->err, code, field, fmt, ap);
+    va_end(ap);
+}
+
+static int cas_ok(const json_t *op, const struct rs_service *svc, struct rs_op_result *res)
+{
+    const json_t *cas = json_object_get(op, "cas");
+    if (!json_is_integer(cas))
+        return 1;
+    uint64_t want = (uint64_t)json_integer_value(cas);
+    uint64_t have = svc ? svc->modify_index : 0;
+    if (want == have)
+        return 1;
+    if (res)
+        api_err_set(&res->err, API_CONFLICT, "index",
+                    "stale index %llu: the service's modify_index is %llu",
+                    (unsigned long long)want, (unsigned long long)have);
+    return 0;
+}
+
+static void op_put(struct rs_state *s, const json_t *op, uint64_t index, int create_only,
+                   struct rs_op_result *res)
+{
+    json_t *spec = json_object_get(op, "spec");
+    const char *name = json_string_value(json_object_get(spec, "name"));
+    if (!json_is_object(spec) || !name) {
+        refuse(res, API_BAD_REQUEST, "spec", "%s", "malformed command: spec without a name");
+        return;
+    }
+    int found;
+    size_t pos = service_pos(s, name, &found);
+    struct rs_service *svc = found ? s->services[pos] : NULL;
+    if (create_only && svc) {
+        refuse(res, API_CONFLICT, "name", "service \"%s\" already exists", name);
+        return;
+    }
+    if (!cas_ok(op, svc, res))
+        return;
+    uint64_t version = 1, create_index = index;
+    if (svc) {
+        version = obj_uint(svc->obj, "version") + 1;
+        create_index = obj_uint(svc->obj, "create_index");
+        json_decref(svc->obj);
+    } else {
+        svc = xcalloc(1, sizeof(*svc));
+        svc->name = xstrdup(name);
+        service_insert(s, pos, svc);
+    }
+    svc->obj = json_incref(spec);
+    service_refresh(svc, version, create_index, index);
+    services_changed(s, index);
+    answer(res, svc->body, svc->body_len, !found);
+}
+
+static void op_delete(struct rs_state *s, const json_t *op, uint64_t index,
+                      struct rs_op_result *res)
+{
+    const char *name = json_string_value(json_object_get(op, "name"));
+    int found = 0;
+    size_t pos = name ? service_pos(s, name, &found) : 0;
+    if (!found) {
+        refuse(res, API_NOT_FOUND, "name", "no service \"%s\"", name ? name : "");
+        return;
+    }
+    if (!cas_ok(op, s->services[pos], res))
+        return;
+    service_remove(s, pos);
+    services_changed(s, index);
+    if (res) {
+        json_t *ans = json_pack("{s:s, s:I}", "deleted", name, "index", (json_int_t)index);
+        res->body = json_dumps(ans, JSON_COMPACT);
+        res->body_len = strlen(res->body);
+        res->err.code = API_OK;
+        json_decref(ans);
+    }
+}
+
+static void op_scale(struct rs_state *s, const json_t *op, uint64_t index, struct rs_op_result *res)
+{
+    const char *name = json_string_value(json_object_get(op, "name"));
+    json_t *replicas = json_object_get(op, "replicas");
+    int found = 0;
+    size_t pos = name ? service_pos(s, name, &found) : 0;
+    if (!found) {
+        refuse(res, API_NOT_FOUND, "name", "no service \"%s\"", name ? name : "");
+        return;
+    }
+    struct rs_service *svc = s->services[pos];
+    const char *mode = json_string_value(json_object_get(svc->obj, "mode"));
+    if (mode && strcmp(mode, "global") == 0) {
+        refuse(res, API_BAD_REQUEST, "replicas", "service \"%s\" is global: it cannot be scaled",
+               name);
+        return;
+    }
+    if (!json_is_integer(replicas) || json_integer_value(replicas) < 0) {
+        refuse(res, API_BAD_REQUEST, "replicas", "%s", "must be an integer >= 0");
+        return;
+    }
+    if (!cas_ok(op, svc, res))
+        return;
+    json_object_set(svc->obj, "replicas", replicas);
+    service_refresh(svc, obj_uint(svc->obj, "version") + 1, obj_uint(svc->obj, "create_index"),
+                    index);
+    services_changed(s, index);
+    answer(res, svc->body, svc->body_len, 0);
+}
+
+void rs_state_apply_op(struct rs_state *s, const json_t *op, uint64_t index,
+                       struct rs_op_result *res)
+{
+    if (res) {
+        memset(res, 0, sizeof(*res));
+        res->index = index;
+    }
+    const char *kind = json_string_value(json_object_get(op, "op"));
+    if (!kind)
+        refuse(res, API_BAD_REQUEST, "op", "%s", "malformed command: no op");
+    else if (strcmp(kind, "service.create") == 0)
+        op_put(s, op, index, 1, res);
+    else if (strcmp(kind, "service.put") == 0)
+        op_put(s, op, index, 0, res);
+    else if (strcmp(kind, "service.delete") == 0)
+        op_delete(s, op, index, res);
+    else if (strcmp(kind, "service.scale") == 0)
+        op_scale(s, op, index, res);
+    else
+        refuse(res, API_BAD_REQUEST, "op", "malformed command: unknown op \"%s\"", kind);
+    if (index > s->index)
+        s->index = index;
+}
+
+const char *rs_state_services_body(struct rs_state *s, size_t *len)
+{
+    if (!s->services_body) {
+        struct common_buf b = {0};
+        common_buf_puts(&b, "[");
+        for (size_t i = 0; i < s->n_services; i++) {
+            if (i)
+                common_buf_puts(&b, ",");
+            common_buf_append(&b, s->services[i]->body, s->services[i]->body_len);
+        }
+        common_buf_puts(&b, "]");
+        s->services_body = common_buf_take(&b, &s->services_body_len);
+    }
+    *len = s->services_body_len;
+    return s->services_body;
+}
+
+char *rs_state_encode(const struct rs_state *s, size_t *len)
+{
+    struct common_buf b = {0};
+    common_buf_printf(&b, "{\"format\":%d,\"index\":%llu,\"services_index\":%llu,\"services\":[",
+                      SNAPSHOT_FORMAT, (unsigned long long)s->index,
+                      (unsigned long long)s->services_index);
+    for (size_t i = 0; i < s->n_services; i++) {
+        if (i)
+            common_buf_puts(&b, ",");
+        common_buf_append(&b, s->services[i]->body, s->services[i]->body_len);
+    }
+    common_buf_puts(&b, "]}");
+    return common_buf_take(&b, len);
+}
+
+int rs_state_decode(struct rs_state *s, const char *buf, size_t len)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(buf, len, 0, &jerr);
+    json_t *services = json_object_get(root, "services");
+    if (!json_is_object(root) ||
+        json_integer_value(json_object_get(root, "format")) != SNAPSHOT_FORMAT ||
+        !json_is_array(services)) {
+        json_decref(root);
+        return -EINVAL;
+    }
+    struct rs_state fresh;
+    rs_state_init(&fresh);
+    fresh.index = obj_uint(root, "index");
+    fresh.services_index = obj_uint(root, "services_index");
+    size_t i;
+    json_t *obj;
+    json_array_foreach(services, i, obj)
+    {
+        const char *name = json_string_value(json_object_get(obj, "name"));
+        int found;
+        size_t pos = name ? service_pos(&fresh, name, &found) : 0;
+        if (!name || found) {
+            rs_state_close(&fresh);
+            json_decref(root);
+            return -EINVAL;
+        }
+        struct rs_service *svc = xcalloc(1, sizeof(*svc));
+        svc->name = xstrdup(name);
+        svc->obj = json_incref(obj);
+        service_refresh(svc, obj_uint(obj, "version"), obj_uint(obj, "create_index"),
+                        obj_uint(obj, "modify_index"));
+        service_insert(&fresh, pos, svc);
+    }
+    json_decref(root);
+    rs_state_close(s);
+    *s = fresh;
+    return 0;
+}

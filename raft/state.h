@@ -1,0 +1,71 @@
+/* The object model as the replicated state machine holds it: services by
+ * name with their canonical JSON and a cached serialized body, and the Raft
+ * indexes that drive blocking queries. Pure: no I/O, no clock, no raft. */
+#ifndef SHOAL_RAFT_STATE_H
+#define SHOAL_RAFT_STATE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api/error.h"
+
+struct rs_service {
+    char *name;  /* owned */
+    json_t *obj; /* owned: canonical spec + version, create_index, modify_index */
+    char *body;  /* owned: json_dumps(obj), cached for reads */
+    size_t body_len;
+    uint64_t modify_index;
+};
+
+struct rs_state {
+    uint64_t index;               /* Raft index of the last applied command entry */
+    uint64_t services_index;      /* Raft index of the last change to any service */
+    struct rs_service **services; /* owned, sorted by name */
+    size_t n_services;
+    size_t cap_services;
+    char *services_body; /* owned cache of the list body, NULL when stale */
+    size_t services_body_len;
+};
+
+/* The result of one operation, filled by rs_state_apply_op. */
+struct rs_op_result {
+    struct api_err err; /* err.code API_OK on success */
+    int created;        /* 1 when the operation created the object */
+    uint64_t index;     /* Raft index of the entry that carried the operation */
+    char *body;         /* transferred (free()): the object as it now stands, or a small
+                           JSON answer; NULL on error */
+    size_t body_len;
+};
+
+void rs_state_init(struct rs_state *s);
+void rs_state_close(struct rs_state *s);
+
+/* Applies one operation (borrowed JSON) at Raft index `index`. Never fails as
+ * a whole: a refused operation (conflict, not found, malformed) leaves the
+ * state unchanged and says why in res->err. res may be NULL when nobody
+ * waits for the answer (followers). Operations:
+ *   {"op": "service.create", "spec": SPEC}
+ *   {"op": "service.put", "spec": SPEC, "cas": N (optional)}
+ *   {"op": "service.delete", "name": NAME, "cas": N (optional)}
+ *   {"op": "service.scale", "name": NAME, "replicas": N}
+ * SPEC must already be canonical (api_spec_normalize). */
+void rs_state_apply_op(struct rs_state *s, const json_t *op, uint64_t index,
+                       struct rs_op_result *res);
+
+/* Looks a service up by name. Returns NULL when absent; the pointer is
+ * borrowed, valid until the next apply or restore. */
+const struct rs_service *rs_state_service(const struct rs_state *s, const char *name);
+
+/* Returns the JSON list of all services sorted by name (borrowed, valid
+ * until the next apply or restore). */
+const char *rs_state_services_body(struct rs_state *s, size_t *len);
+
+/* Serializes the whole state (transferred: free()). */
+char *rs_state_encode(const struct rs_state *s, size_t *len);
+
+/* Replaces the state with the one encoded in buf[0..len). On error (-EINVAL)
+ * the state is left unchanged. */
+int rs_state_decode(struct rs_state *s, const char *buf, size_t len);
+
+#endif
