@@ -17,9 +17,16 @@ void rs_state_init(struct rs_state *s)
 static void service_free(struct rs_service *svc)
 {
     free(svc->name);
-    json_decref(svc->obj);
     free(svc->body);
     free(svc);
+}
+
+json_t *rs_service_json(const struct rs_service *svc)
+{
+    json_t *obj = json_loadb(svc->body, svc->body_len, 0, NULL);
+    if (!obj)
+        abort(); /* the body was written by json_dumps */
+    return obj;
 }
 
 void rs_state_close(struct rs_state *s)
@@ -66,16 +73,19 @@ static void services_changed(struct rs_state *s, uint64_t index)
     s->services_body = NULL;
 }
 
-/* Sets the service's bookkeeping fields and refreshes its cached body. */
-static void service_refresh(struct rs_service *svc, uint64_t version, uint64_t create_index,
-                            uint64_t modify_index)
+/* Stores obj (borrowed; its bookkeeping fields are set here) as the
+ * service's body. */
+static void service_store(struct rs_service *svc, json_t *obj, uint64_t version,
+                          uint64_t create_index, uint64_t modify_index)
 {
-    json_object_set_new(svc->obj, "version", json_integer((json_int_t)version));
-    json_object_set_new(svc->obj, "create_index", json_integer((json_int_t)create_index));
-    json_object_set_new(svc->obj, "modify_index", json_integer((json_int_t)modify_index));
+    json_object_set_new(obj, "version", json_integer((json_int_t)version));
+    json_object_set_new(obj, "create_index", json_integer((json_int_t)create_index));
+    json_object_set_new(obj, "modify_index", json_integer((json_int_t)modify_index));
+    svc->version = version;
+    svc->create_index = create_index;
     svc->modify_index = modify_index;
     free(svc->body);
-    svc->body = json_dumps(svc->obj, JSON_COMPACT);
+    svc->body = json_dumps(obj, JSON_COMPACT);
     if (!svc->body)
         abort();
     svc->body_len = strlen(svc->body);
@@ -163,16 +173,14 @@ static void op_put(struct rs_state *s, const json_t *op, uint64_t index, int cre
         return;
     uint64_t version = 1, create_index = index;
     if (svc) {
-        version = obj_uint(svc->obj, "version") + 1;
-        create_index = obj_uint(svc->obj, "create_index");
-        json_decref(svc->obj);
+        version = svc->version + 1;
+        create_index = svc->create_index;
     } else {
         svc = xcalloc(1, sizeof(*svc));
         svc->name = xstrdup(name);
         service_insert(s, pos, svc);
     }
-    svc->obj = json_incref(spec);
-    service_refresh(svc, version, create_index, index);
+    service_store(svc, spec, version, create_index, index);
     services_changed(s, index);
     answer(res, svc->body, svc->body_len, !found);
 }
@@ -211,23 +219,20 @@ static void op_scale(struct rs_state *s, const json_t *op, uint64_t index, struc
         return;
     }
     struct rs_service *svc = s->services[pos];
-    const char *mode = json_string_value(json_object_get(svc->obj, "mode"));
+    json_t *obj = rs_service_json(svc);
+    const char *mode = json_string_value(json_object_get(obj, "mode"));
     if (mode && strcmp(mode, "global") == 0) {
         refuse(res, API_BAD_REQUEST, "replicas", "service \"%s\" is global: it cannot be scaled",
                name);
-        return;
-    }
-    if (!json_is_integer(replicas) || json_integer_value(replicas) < 0) {
+    } else if (!json_is_integer(replicas) || json_integer_value(replicas) < 0) {
         refuse(res, API_BAD_REQUEST, "replicas", "%s", "must be an integer >= 0");
-        return;
+    } else if (cas_ok(op, svc, res)) {
+        json_object_set(obj, "replicas", replicas);
+        service_store(svc, obj, svc->version + 1, svc->create_index, index);
+        services_changed(s, index);
+        answer(res, svc->body, svc->body_len, 0);
     }
-    if (!cas_ok(op, svc, res))
-        return;
-    json_object_set(svc->obj, "replicas", replicas);
-    service_refresh(svc, obj_uint(svc->obj, "version") + 1, obj_uint(svc->obj, "create_index"),
-                    index);
-    services_changed(s, index);
-    answer(res, svc->body, svc->body_len, 0);
+    json_decref(obj);
 }
 
 void rs_state_apply_op(struct rs_state *s, const json_t *op, uint64_t index,
@@ -315,9 +320,8 @@ int rs_state_decode(struct rs_state *s, const char *buf, size_t len)
         }
         struct rs_service *svc = xcalloc(1, sizeof(*svc));
         svc->name = xstrdup(name);
-        svc->obj = json_incref(obj);
-        service_refresh(svc, obj_uint(obj, "version"), obj_uint(obj, "create_index"),
-                        obj_uint(obj, "modify_index"));
+        service_store(svc, obj, obj_uint(obj, "version"), obj_uint(obj, "create_index"),
+                      obj_uint(obj, "modify_index"));
         service_insert(&fresh, pos, svc);
     }
     json_decref(root);
