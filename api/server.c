@@ -219,7 +219,10 @@ int api_server_start(struct api_server **out, uv_loop_t *loop, struct rs_store *
 void api_server_stop_accepting(struct api_server *s)
 {
     s->closing = 1;
-    api_http_stop_listening(s->http);
+    if (s->http)
+        api_http_stop_listening(s->http);
+    rs_store_on_change(s->store, NULL, NULL);
+    api__waiters_release(s);
 }
 
 struct close_ctx {
@@ -246,10 +249,8 @@ static void http_closed(void *data)
 
 void api_server_close(struct api_server *s, void (*cb)(void *data), void *data)
 {
-    s->closing = 1;
-    if (s->store)
-        rs_store_on_change(s->store, NULL, NULL);
-    api__waiters_release(s);
+    if (!s->closing && s->store)
+        api_server_stop_accepting(s);
     struct close_ctx *ctx = xmalloc(sizeof(*ctx));
     *ctx = (struct close_ctx){s, cb, data};
     if (s->http)

@@ -24,11 +24,14 @@ struct api_server_config {
 int api_server_start(struct api_server **out, uv_loop_t *loop, struct rs_store *store,
                      const struct api_server_config *cfg, char *errmsg);
 
-/* Stops accepting connections; open ones are still served. */
+/* Stops accepting connections and answers every parked blocking query; open
+ * connections are still served, but no query parks any more. Call it while
+ * the store is still open. */
 void api_server_stop_accepting(struct api_server *s);
 
-/* Answers every parked blocking query, closes every connection, frees the
- * server, then calls cb. */
+/* Closes every connection, frees the server, then calls cb. Does not touch
+ * the store if api_server_stop_accepting was called before (the store may be
+ * gone by then). */
 void api_server_close(struct api_server *s, void (*cb)(void *data), void *data);
 
 #endif
