@@ -33,7 +33,7 @@ void api__reply(struct api__call *call, int status, uint64_t index, const char *
 {
     char headers[64];
     snprintf(headers, sizeof(headers), "X-Shoal-Index: %llu\r\n", (unsigned long long)index);
-    api_http_respond(call->req, status, index ? headers : "", body, len);
+    api_http_respond(call->req, status, status < 400 ? headers : "", body, len);
     free(call);
 }
 

@@ -161,8 +161,8 @@ void api__service_scale(struct api__call *call)
     json_object_foreach(in, key, value)
     {
         if (strcmp(key, "replicas") != 0) {
-            json_decref(in);
             api__reply_error(call, API_BAD_REQUEST, key, "unknown field");
+            json_decref(in); /* after the reply: key belongs to in */
             return;
         }
     }

@@ -9,13 +9,13 @@
 #include "api/error.h"
 
 /* Hard limits on what comes from outside. */
-#define API_SPEC_MAX_NAME 63
-#define API_SPEC_MAX_STRING 4096
-#define API_SPEC_MAX_LIST 256      /* command/args entries, env entries, ports, mounts */
-#define API_SPEC_MAX_LABELS 64
+#define API_SPEC_MAX_NAME        63
+#define API_SPEC_MAX_STRING      4096
+#define API_SPEC_MAX_LIST        256 /* command/args entries, env entries, ports, mounts */
+#define API_SPEC_MAX_LABELS      64
 #define API_SPEC_MAX_CONSTRAINTS 32
-#define API_SPEC_MAX_REPLICAS 100000
-#define API_SPEC_MAX_DEPTH 16      /* JSON nesting depth of a request body */
+#define API_SPEC_MAX_REPLICAS    100000
+#define API_SPEC_MAX_DEPTH       16 /* JSON nesting depth of a request body */
 
 /* Validates a service spec and returns its canonical form.
  *
@@ -35,6 +35,12 @@ int api_spec_normalize(const json_t *in, json_t **out, struct api_err *err);
 /* Checks that a service name is a DNS label: 1-63 of [a-z0-9-], starting and
  * ending with a letter or digit. Returns 1 when valid. */
 int api_spec_name_valid(const char *name);
+
+/* Returns the number of the signal whose canonical name (as
+ * api_spec_normalize writes stop_signal: "SIGTERM", "SIGRTMIN+3") is name,
+ * or -1 when name is NULL or not such a name ("TERM", "sigterm", "SIGRTMIN"
+ * and "SIGFOO" are -1). */
+int api_spec_signal_number(const char *name);
 
 /* Returns the nesting depth of the JSON text s[0..len) (strings skipped), so a
  * body can be refused before it is parsed. */

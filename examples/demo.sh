@@ -30,8 +30,8 @@ start() {
     if [ -f "$DIR/shoald.pid" ] && kill -0 "$(cat "$DIR/shoald.pid")" 2>/dev/null; then
         echo "demo: already running (make demo-stop first)"
     else
-        "$B/shoald" --data-dir "$DIR/node1" --bootstrap --listen "$RAFT" --api "$API" \
-            2>>"$DIR/node1.log" &
+        "$B/shoald" --data-dir "$DIR/node1" --bootstrap --listen "$RAFT" --api "$API" </dev/null \
+            >>"$DIR/node1.log" 2>&1 &
         echo $! >"$DIR/shoald.pid"
     fi
     export SHOAL_ADDR="http://$API"

@@ -180,7 +180,9 @@ static void op_put(struct rs_state *s, const json_t *op, uint64_t index, int cre
         svc->name = xstrdup(name);
         service_insert(s, pos, svc);
     }
-    service_store(svc, spec, version, create_index, index);
+    json_t *obj = json_copy(spec); /* shallow: only top-level keys are set */
+    service_store(svc, obj, version, create_index, index);
+    json_decref(obj);
     services_changed(s, index);
     answer(res, svc->body, svc->body_len, !found);
 }

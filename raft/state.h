@@ -46,9 +46,10 @@ struct rs_op_result {
 void rs_state_init(struct rs_state *s);
 void rs_state_close(struct rs_state *s);
 
-/* Applies one operation (borrowed JSON) at Raft index `index`. Never fails as
- * a whole: a refused operation (conflict, not found, malformed) leaves the
- * state unchanged and says why in res->err. res may be NULL when nobody
+/* Applies one operation (borrowed JSON, not modified) at Raft index `index`.
+ * Never fails as a whole: a refused operation (conflict, not found,
+ * malformed) leaves the objects unchanged (only s->index moves to the
+ * entry's index) and says why in res->err. res may be NULL when nobody
  * waits for the answer (followers). Operations:
  *   {"op": "service.create", "spec": SPEC}
  *   {"op": "service.put", "spec": SPEC, "cas": N (optional)}

@@ -369,9 +369,9 @@ static void stop_poll(uv_timer_t *t)
     if (pending > 0 && common_now_ms() < st->stop_deadline)
         return;
     uv_timer_stop(t);
-    if (pending > 1) {
-        /* libraft 0.15 crashes when closed with two or more applies pending:
-         * leave it open; the process is about to exit and the log on disk is
+    if (pending > 0) {
+        /* libraft 0.15 crashes when closed with applies pending: leave it
+         * open; the process is about to exit and the log on disk is
          * consistent. */
         LOGW("raft: %zu writes still pending after %d ms; exiting without closing raft", pending,
              STOP_DRAIN_MS);

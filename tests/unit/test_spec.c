@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -635,6 +636,62 @@ static void test_name_valid(void **state)
                      cases[i].valid ? "valid" : "invalid");
 }
 
+static void test_signal_number(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        int number; /* -1: refused; 0: SIGRTMIN + rt */
+        int rt;
+    } cases[] = {
+        {"SIGTERM", SIGTERM, 0},
+        {"SIGKILL", SIGKILL, 0},
+        {"SIGHUP", SIGHUP, 0},
+        {"SIGWINCH", SIGWINCH, 0},
+        {"SIGSTKFLT", SIGSTKFLT, 0},
+        {"SIGSYS", SIGSYS, 0},
+        {"SIGRTMIN+0", 0, 0},
+        {"SIGRTMIN+3", 0, 3},
+        {"TERM", -1, 0},
+        {"sigterm", -1, 0},
+        {"SIGterm", -1, 0},
+        {"SIGRTMIN", -1, 0},
+        {"SIGRTMIN+03", -1, 0},
+        {"SIGRTMIN+99", -1, 0},
+        {"SIGRTMAX", -1, 0},
+        {"SIGFOO", -1, 0},
+        {"15", -1, 0},
+        {"", -1, 0},
+        {NULL, -1, 0},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        int want = cases[i].number == 0 ? SIGRTMIN + cases[i].rt : cases[i].number;
+        int got = api_spec_signal_number(cases[i].name);
+        if (got != want)
+            fail_msg("\"%s\": %d, expected %d", cases[i].name ? cases[i].name : "(null)", got,
+                     want);
+    }
+    /* Every name the normalizer writes is read back as the same signal. */
+    for (int n = 1; n <= SIGRTMAX; n++) {
+        char text[64];
+        snprintf(text, sizeof(text), "{'name': 'a', 'task': {'command': ['x'], 'stop_signal': %d}}",
+                 n);
+        json_auto_t *in = parse(text);
+        json_t *out = NULL;
+        struct api_err err = {0};
+        if (api_spec_normalize(in, &out, &err) < 0) {
+            /* Only the numbers glibc keeps for itself below SIGRTMIN. */
+            assert_true(n > SIGSYS && n < SIGRTMIN);
+            continue;
+        }
+        json_auto_t *spec = out;
+        const char *name = json_string_value(get_path(spec, "task.stop_signal"));
+        if (api_spec_signal_number(name) != n)
+            fail_msg("%d is written as \"%s\", read back as %d", n, name,
+                     api_spec_signal_number(name));
+    }
+}
+
 static void test_json_depth(void **state)
 {
     (void)state;
@@ -677,7 +734,7 @@ int main(void)
         cmocka_unit_test(test_not_an_object),    cmocka_unit_test(test_limits),
         cmocka_unit_test(test_at_limits),        cmocka_unit_test(test_readonly_dropped),
         cmocka_unit_test(test_mutations),        cmocka_unit_test(test_name_valid),
-        cmocka_unit_test(test_json_depth),
+        cmocka_unit_test(test_json_depth),       cmocka_unit_test(test_signal_number),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,403 @@
+"""Helpers for Shoal's end-to-end tests, in the style of FRR's topotests.
+
+A `Node` is one real `shoald` process with its own data dir and ports. Tests
+wait with deadlines (`wait_until`), never with fixed sleeps. The fixtures that
+start nodes and check them in teardown are in conftest.py.
+
+Binaries come from $SHOAL_BUILD (default: the repo's build/). Set
+SHOAL_E2E_LOG_LEVEL=debug to start the daemons with --log-level debug.
+"""
+
+import http.client
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("SHOAL_BUILD") or REPO / "build").resolve()
+SHOALD = BUILD / "shoald"
+SHOAL = BUILD / "shoal"
+
+START_TIMEOUT = 30.0  # until /v1/health says leader: true
+STOP_TIMEOUT = 15.0  # SIGTERM to exit
+HTTP_TIMEOUT = 30.0  # one API request
+CLI_TIMEOUT = 30.0  # one CLI run
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
+
+MINIMAL = {"name": "web", "replicas": 2, "task": {"command": ["/bin/sleep", "1000"]}}
+
+# SHOAL_E2E_CORE=1: let shoald dump core (into its node dir) on a crash.
+CORES = os.environ.get("SHOAL_E2E_CORE") == "1"
+
+# Every process a Node started, so the session can stop it even if a
+# fixture never got to its teardown.
+STARTED = []
+
+
+def _allow_core():
+    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+
+def spec(name, replicas=0, **extra):
+    """A small valid spec. replicas defaults to 0 so that no task runs."""
+    s = {"name": name, "replicas": replicas, "task": {"command": ["/bin/sleep", "1000"]}}
+    s.update(extra)
+    return s
+
+
+def wait_until(pred, timeout=20.0, interval=0.05, what=None):
+    """Calls pred() until it returns a truthy value, which is returned.
+
+    Fails the test after `timeout` seconds, naming `what` (or pred)."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            v = pred()
+            if v:
+                return v
+            last_exc = None
+        except Exception as e:  # pylint: disable=broad-except
+            last_exc = e
+        if time.monotonic() >= deadline:
+            desc = what or getattr(pred, "__name__", repr(pred))
+            msg = f"timed out after {timeout:.1f}s waiting for {desc}"
+            if last_exc is not None:
+                msg += f" (last error: {last_exc!r})"
+            pytest.fail(msg)
+        time.sleep(interval)
+
+
+def free_ports(n):
+    """n distinct free TCP ports on 127.0.0.1."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _decode(data, headers):
+    text = data.decode("utf-8", errors="replace")
+    ctype = headers.get("Content-Type", "") if headers is not None else ""
+    if "json" in ctype or text[:1] in ("{", "["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text
+
+
+class Node:
+    """One shoald process: data dir, ports, log files, API and CLI access."""
+
+    _DEFAULT = object()
+
+    def __init__(self, base_dir, name="n1", log_level=None):
+        self.name = name
+        self.base = Path(base_dir) / name
+        self.data_dir = self.base / "data"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.stderr_path = self.base / "shoald.stderr"
+        self.stdout_path = self.base / "shoald.stdout"
+        self.raft_port, self.api_port = free_ports(2)
+        self.log_level = log_level or os.environ.get("SHOAL_E2E_LOG_LEVEL")
+        self.proc = None
+        self.bootstrapped = False
+        self.stops = []  # (signal, returncode) of every stop, for teardown
+        self.unexpected_exits = []  # return codes of exits nobody asked for
+        self._token = None
+
+    # ---- process control -------------------------------------------------
+
+    @property
+    def addr(self):
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def command(self):
+        cmd = [str(SHOALD), "--data-dir", str(self.data_dir)]
+        if not self.bootstrapped:
+            cmd += [
+                "--bootstrap",
+                "--listen", f"127.0.0.1:{self.raft_port}",
+                "--api", f"127.0.0.1:{self.api_port}",
+            ]
+        if self.log_level:
+            cmd += ["--log-level", self.log_level]
+        return cmd
+
+    def start(self, wait_leader=True):
+        """Starts shoald (bootstrapping on first start, then with --data-dir
+        alone) and waits until it serves and is leader."""
+        assert not self.running(), "node already running"
+        self._note_exit()
+        cmd = self.command()
+        with open(self.stderr_path, "ab") as err, open(self.stdout_path, "ab") as out:
+            err.write(f"\n==== e2e: starting {' '.join(cmd)}\n".encode())
+            err.flush()
+            self.proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=self.base,
+                start_new_session=True, preexec_fn=_allow_core if CORES else None)
+        STARTED.append(self.proc)
+        self.bootstrapped = True
+        if wait_leader:
+            self.wait_leader()
+        return self
+
+    def wait_leader(self, timeout=START_TIMEOUT):
+        def leader():
+            if not self.running():
+                pytest.fail(f"shoald exited with {self.proc.returncode} during start;"
+                            f" stderr:\n{self.stderr_tail()}")
+            st, _, body = self.api("GET", "/v1/health", token=None, timeout=5)
+            return st == 200 and isinstance(body, dict) and body.get("leader") is True
+        wait_until(leader, timeout, 0.05, what=f"{self.name} to serve as leader")
+        self._token = None
+
+    def _note_exit(self):
+        """Records an exit of the current process that no stop() asked for."""
+        if self.proc is not None and self.proc.poll() is not None and not getattr(
+                self.proc, "_e2e_stopped", False):
+            self.proc._e2e_stopped = True
+            self.unexpected_exits.append(self.proc.returncode)
+
+    def send_signal(self, sig):
+        """Sends sig to shoald's pid (never by name)."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+
+    def wait_exit(self, timeout=STOP_TIMEOUT):
+        """Waits for the process to exit; returns its code or None on timeout."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
+        """Sends sig and waits up to timeout; escalates to SIGKILL after it.
+        Returns the exit code (None when it had to be killed)."""
+        if self.proc is None:
+            return None
+        self._note_exit()
+        if getattr(self.proc, "_e2e_stopped", False):
+            return self.proc.returncode
+        self.proc._e2e_stopped = True
+        self.send_signal(sig)
+        rc = self.wait_exit(timeout)
+        if rc is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+        self.stops.append((sig, rc))
+        return rc
+
+    def kill9(self):
+        """SIGKILL; the test takes responsibility for the exit code."""
+        return self.stop(signal.SIGKILL, timeout=30)
+
+    def restart(self, sig=signal.SIGTERM):
+        """Stops with sig, starts again with --data-dir alone; returns the
+        exit code of the stop."""
+        rc = self.stop(sig)
+        self.start()
+        return rc
+
+    # ---- access ----------------------------------------------------------
+
+    @property
+    def token(self):
+        if self._token is None:
+            self._token = (self.data_dir / "admin.token").read_text().strip()
+        return self._token
+
+    def connect(self, timeout=HTTP_TIMEOUT):
+        return http.client.HTTPConnection("127.0.0.1", self.api_port, timeout=timeout)
+
+    def api(self, method, path, body=None, token=_DEFAULT, raw_body=None, headers=None,
+            timeout=HTTP_TIMEOUT):
+        """One request on a fresh connection. Returns (status, headers, body)
+        where body is parsed JSON when it is JSON, else text."""
+        hdrs = {}
+        if token is Node._DEFAULT:
+            token = self.token
+        if token is not None:
+            hdrs["Authorization"] = f"Bearer {token}"
+        data = raw_body
+        if body is not None:
+            data = json.dumps(body).encode()
+        if isinstance(data, str):
+            data = data.encode()
+        if data is not None:
+            hdrs["Content-Type"] = "application/json"
+        hdrs.update(headers or {})
+        conn = self.connect(timeout)
+        try:
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            payload = resp.read()
+            return resp.status, resp.headers, _decode(payload, resp.headers)
+        finally:
+            conn.close()
+
+    def get_ok(self, path):
+        st, hdrs, body = self.api("GET", path)
+        assert st == 200, f"GET {path}: {st} {body}"
+        return body, hdrs
+
+    def services(self):
+        return self.get_ok("/v1/services")[0]
+
+    def cli(self, *args, env=None, auth=True, timeout=CLI_TIMEOUT, input=None):
+        """Runs build/shoal with SHOAL_ADDR/SHOAL_TOKEN set (auth=False: not
+        set). Returns the CompletedProcess (text mode); fails the test when
+        the CLI crashed or printed a sanitizer report."""
+        assert SHOAL.exists(), f"{SHOAL} does not exist: build it first (make)"
+        e = dict(os.environ)
+        e.pop("SHOAL_ADDR", None)
+        e.pop("SHOAL_TOKEN", None)
+        if auth:
+            e["SHOAL_ADDR"] = self.addr
+            e["SHOAL_TOKEN"] = self.token
+        e.update(env or {})
+        p = subprocess.run([str(SHOAL), *args], env=e, capture_output=True, text=True,
+                           timeout=timeout, input=input,
+                           stdin=None if input else subprocess.DEVNULL, cwd=self.base)
+        for mark in SANITIZER_MARKS:
+            assert mark not in p.stderr, f"shoal {' '.join(args)}: sanitizer report:\n{p.stderr}"
+        assert p.returncode >= 0, f"shoal {' '.join(args)} died of signal {-p.returncode}"
+        return p
+
+    # ---- diagnostics -----------------------------------------------------
+
+    def stderr_text(self):
+        try:
+            return self.stderr_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stderr_tail(self, n=60):
+        return "\n".join(self.stderr_text().splitlines()[-n:])
+
+    def teardown_problems(self):
+        """Stops the node and returns a list of what went wrong."""
+        problems = []
+        if self.proc is not None:
+            self._note_exit()
+            for rc in self.unexpected_exits:
+                problems.append(f"{self.name}: shoald exited by itself with code {rc}")
+            self.stop()
+            for sig, rc in self.stops:
+                if sig in (signal.SIGTERM, signal.SIGINT) and rc != 0:
+                    problems.append(f"{self.name}: exit code {rc} after {signal.Signals(sig).name}"
+                                    " (None: still running after the timeout)")
+        kill_tasks_under(self.base)
+        text = self.stderr_text()
+        for mark in SANITIZER_MARKS:
+            if mark in text:
+                problems.append(f"{self.name}: sanitizer report ({mark!r}) in {self.stderr_path}")
+        return problems
+
+
+def kill_tasks_under(base):
+    """Kills (by pid) processes whose cwd is inside base: tasks a node ran
+    in its data dir and left behind."""
+    base = str(Path(base).resolve())
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(d / "cwd")
+        except OSError:
+            continue
+        if cwd == base or cwd.startswith(base + "/"):
+            try:
+                os.kill(int(d.name), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+class RawConn:
+    """A bare TCP connection to a node's API for requests http.client will
+    not send (partial, pipelined, oversize); answers are parsed by hand."""
+
+    def __init__(self, node, timeout=HTTP_TIMEOUT):
+        self.sock = socket.create_connection(("127.0.0.1", node.api_port), timeout=timeout)
+        self.rfile = self.sock.makefile("rb")
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def read_response(self):
+        """Returns (status, headers with lower-case names, body bytes), or
+        None when the server closed the connection before a status line."""
+        line = self.rfile.readline(65537)
+        if not line:
+            return None
+        parts = line.split(None, 2)
+        assert len(parts) >= 2 and parts[0] == b"HTTP/1.1", line
+        status = int(parts[1])
+        headers = {}
+        while True:
+            h = self.rfile.readline(65537)
+            assert h, "connection closed inside the headers"
+            if h in (b"\r\n", b"\n"):
+                break
+            k, _, v = h.decode("latin-1").partition(":")
+            headers[k.strip().lower()] = v.strip()
+        if "content-length" in headers:
+            body = self.rfile.read(int(headers["content-length"]))
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            body = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                body += self.rfile.read(size)
+                self.rfile.readline()
+        else:
+            body = self.rfile.read()
+        return status, headers, body
+
+    def close(self):
+        self.rfile.close()
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def assert_error(status, body, want_status, code=None, field=None):
+    """Checks an error answer: the status, and a JSON body with "error",
+    "code" and "field" (field checked when given)."""
+    assert status == want_status, f"want {want_status}, got {status}: {body!r}"
+    assert isinstance(body, dict), f"error body is not a JSON object: {body!r}"
+    assert isinstance(body.get("error"), str) and body["error"], body
+    assert "field" in body and isinstance(body["field"], str), body
+    if code is not None:
+        assert body.get("code") == code, body
+    if field is not None:
+        assert body["field"] == field, body
