@@ -26,12 +26,15 @@ struct cluster {
     char batch_id[32];
     struct rs_op_result results[8];
     unsigned seq;
+    unsigned proposer;
 };
 
 static struct rs_op_result *claim(struct rs_fsm *fsm, const char *batch_id, size_t n)
 {
     struct cluster *c = fsm->data;
-    if (strcmp(batch_id, c->batch_id) != 0 || n > ARRAY_SIZE(c->results))
+    /* As in the store, only the proposer's own FSM hands results over. */
+    if (fsm != &c->fsms[c->proposer] || strcmp(batch_id, c->batch_id) != 0 ||
+        n > ARRAY_SIZE(c->results))
         return NULL;
     return c->results;
 }
@@ -84,6 +87,14 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
     ctx->status = status;
 }
 
+static void free_results(struct cluster *c)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(c->results); i++) {
+        free(c->results[i].body);
+        c->results[i].body = NULL;
+    }
+}
+
 /* Proposes one batch of ops (JSON text) on the leader and steps until it is
  * answered. Returns the raft status (0 when committed and applied). */
 static int propose(struct cluster *c, const char *ops_text)
@@ -92,9 +103,12 @@ static int propose(struct cluster *c, const char *ops_text)
     if (leader >= c->n)
         return RAFT_NOTLEADER;
     struct raft *r = raft_fixture_get(&c->f, leader);
+    c->proposer = leader;
     json_t *ops = json_loads(ops_text, 0, NULL);
     assert_non_null(ops);
     snprintf(c->batch_id, sizeof(c->batch_id), "test-%u", ++c->seq);
+    /* An earlier batch that was not answered may have been applied since. */
+    free_results(c);
     memset(c->results, 0, sizeof(c->results));
     struct raft_buffer buf;
     assert_int_equal(rs_fsm_encode_batch(c->batch_id, ops, &buf), 0);
@@ -113,14 +127,6 @@ static int propose(struct cluster *c, const char *ops_text)
         raft_fixture_step(&c->f);
     free(req);
     return ctx.done ? ctx.status : -1;
-}
-
-static void free_results(struct cluster *c)
-{
-    for (size_t i = 0; i < ARRAY_SIZE(c->results); i++) {
-        free(c->results[i].body);
-        c->results[i].body = NULL;
-    }
 }
 
 static char *encode(struct cluster *c, unsigned i)
