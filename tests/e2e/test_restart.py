@@ -89,3 +89,22 @@ def test_debug_log_level(make_node):
     assert n.stop() == 0
     logged = [ln for ln in n.stderr_text().splitlines() if ln and not ln.startswith("==== e2e")]
     assert logged, "nothing logged on stderr"
+
+
+def test_restart_from_snapshot(node):
+    """Enough entries for raft to take snapshots (threshold 1024): a restart
+    loads the snapshot plus the log after it, and kill -9 too."""
+    assert node.api("POST", "/v1/services", MINIMAL)[0] == 201
+    for i in range(1300):
+        st, _, body = node.api("POST", "/v1/services/web/scale", {"replicas": i % 50})
+        assert st == 200, body
+    raft_dir = node.data_dir / "raft"
+    assert any(p.name.startswith("snapshot-") for p in raft_dir.iterdir())
+    before = node.services()
+    assert before[0]["version"] == 1301
+    node.kill9()
+    node.start()
+    assert node.services() == before
+    assert node.stop() == 0
+    node.start()
+    assert node.services() == before
