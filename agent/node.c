@@ -101,13 +101,25 @@ int agent_node_load(struct agent_node *n, char *errmsg)
     rv = rv ?: copy_field(root, "raft_address", n->raft_address, sizeof(n->raft_address));
     rv = rv ?: copy_field(root, "api_address", n->api_address, sizeof(n->api_address));
     n->bootstrap = json_is_true(json_object_get(root, "bootstrap"));
+    copy_field(root, "role", n->role, sizeof(n->role));
+    copy_field(root, "raft_bind", n->raft_bind, sizeof(n->raft_bind));
+    copy_field(root, "api_bind", n->api_bind, sizeof(n->api_bind));
+    copy_field(root, "credential", n->credential, sizeof(n->credential));
+    json_t *managers = json_object_get(root, "managers");
+    json_t *labels = json_object_get(root, "labels");
+    n->managers = json_is_array(managers) ? json_incref(managers) : json_array();
+    n->labels = json_is_object(labels) ? json_incref(labels) : json_object();
     json_decref(root);
+    if (!n->role[0])
+        common_strlcpy(n->role, "manager", sizeof(n->role));
     n->id = strtoull(n->id_hex, NULL, 16);
     if (rv != 0 || n->id == 0) {
         snprintf(errmsg, 256, "%s: missing or invalid fields", path);
         return -EINVAL;
     }
     rv = read_small_file(n->data_dir, "admin.token", n->token, sizeof(n->token));
+    if (rv == -ENOENT && strcmp(n->role, "worker") == 0)
+        rv = 0;
     if (rv != 0) {
         snprintf(errmsg, 256, "%s/admin.token: %s", n->data_dir, strerror(-rv));
         return rv;
@@ -117,16 +129,33 @@ int agent_node_load(struct agent_node *n, char *errmsg)
 
 int agent_node_save(const struct agent_node *n, char *errmsg)
 {
-    json_t *root = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "id", n->id_hex, "name", n->name,
-                             "cluster_id", n->cluster_id, "raft_address", n->raft_address,
-                             "api_address", n->api_address, "bootstrap", n->bootstrap);
+    json_t *root = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:O, s:O}", "id", n->id_hex, "name",
+        n->name, "cluster_id", n->cluster_id, "raft_address", n->raft_address, "api_address",
+        n->api_address, "raft_bind", n->raft_bind, "api_bind", n->api_bind, "bootstrap",
+        n->bootstrap, "role", n->role, "credential", n->credential, "managers",
+        n->managers ? n->managers : json_array(), "labels", n->labels ? n->labels : json_object());
     _cleanup_free_ char *text = json_dumps(root, JSON_INDENT(2));
     json_decref(root);
     return write_file_atomic(n->data_dir, "node.json", text, 0600, errmsg);
 }
 
-int agent_node_create(struct agent_node *n, const char *name, const char *raft_address,
-                      const char *api_address, char *errmsg)
+void agent_node_close(struct agent_node *n)
+{
+    json_decref(n->managers);
+    json_decref(n->labels);
+    n->managers = n->labels = NULL;
+}
+
+int agent_node_save_token(const struct agent_node *n, char *errmsg)
+{
+    char token_line[80];
+    snprintf(token_line, sizeof(token_line), "%s\n", n->token);
+    return write_file_atomic(n->data_dir, "admin.token", token_line, 0600, errmsg);
+}
+
+int agent_node_new(struct agent_node *n, const char *name, const char *raft_address,
+                   const char *api_address, char *errmsg)
 {
     do {
         int rv = common_random(&n->id, sizeof(n->id));
@@ -136,16 +165,30 @@ int agent_node_create(struct agent_node *n, const char *name, const char *raft_a
         }
     } while (n->id == 0);
     snprintf(n->id_hex, sizeof(n->id_hex), "%016llx", (unsigned long long)n->id);
-    if (common_random_hex(n->cluster_id, 16) != 0 || common_random_hex(n->token, 32) != 0) {
-        snprintf(errmsg, 256, "random: %s", strerror(errno));
-        return -EIO;
-    }
     common_strlcpy(n->name, name, sizeof(n->name));
     common_strlcpy(n->raft_address, raft_address, sizeof(n->raft_address));
     common_strlcpy(n->api_address, api_address, sizeof(n->api_address));
+    if (!n->managers)
+        n->managers = json_array();
+    if (!n->labels)
+        n->labels = json_object();
+    return 0;
+}
+
+int agent_node_create(struct agent_node *n, const char *name, const char *raft_address,
+                      const char *api_address, char *errmsg)
+{
+    int rv = agent_node_new(n, name, raft_address, api_address, errmsg);
+    if (rv != 0)
+        return rv;
+    if (common_random_hex(n->cluster_id, 16) != 0 || common_random_hex(n->token, 32) != 0 ||
+        common_random_hex(n->credential, 32) != 0) {
+        snprintf(errmsg, 256, "random: %s", strerror(errno));
+        return -EIO;
+    }
     n->bootstrap = 1;
-    char token_line[80];
-    snprintf(token_line, sizeof(token_line), "%s\n", n->token);
-    int rv = write_file_atomic(n->data_dir, "admin.token", token_line, 0600, errmsg);
+    common_strlcpy(n->role, "manager", sizeof(n->role));
+    json_array_append_new(n->managers, json_string(api_address));
+    rv = agent_node_save_token(n, errmsg);
     return rv ?: agent_node_save(n, errmsg);
 }

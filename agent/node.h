@@ -3,6 +3,7 @@
 #ifndef SHOAL_AGENT_NODE_H
 #define SHOAL_AGENT_NODE_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 struct agent_node {
@@ -13,10 +14,27 @@ struct agent_node {
     char cluster_id[33];
     char raft_address[64];
     char api_address[64];
-    int bootstrap;  /* created with --bootstrap: bootstrap Raft on every start (idempotent) */
-    char token[65]; /* admin token */
+    char raft_bind[64];  /* where Raft listens when it differs from raft_address, else "" */
+    char api_bind[64];   /* where the API listens when it differs from api_address, else "" */
+    int bootstrap;       /* created with --bootstrap: bootstrap Raft on every start (idempotent) */
+    char token[65];      /* admin token ("" on workers) */
+    char role[16];       /* "manager" or "worker" */
+    char credential[65]; /* this node's secret for node-to-manager calls */
+    json_t *managers;    /* owned: API addresses of the managers, as last learnt */
+    json_t *labels;      /* owned: the labels given at join */
     int lock_fd;
 };
+
+/* Frees what the node owns (not the lock). */
+void agent_node_close(struct agent_node *n);
+
+/* Creates a new identity for a joining node: a random id, the given
+ * addresses, no cluster yet. */
+int agent_node_new(struct agent_node *n, const char *name, const char *raft_address,
+                   const char *api_address, char *errmsg);
+
+/* Writes the admin token file (0600). */
+int agent_node_save_token(const struct agent_node *n, char *errmsg);
 
 /* Creates data_dir (0700) if needed and takes an exclusive lock on it.
  * Returns 0 or a negative errno with the reason in errmsg (256 bytes);

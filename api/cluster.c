@@ -34,9 +34,11 @@ static const char *raft_state_name(int state)
 void api__health(struct api__call *call)
 {
     struct api_server *srv = call->srv;
+    int leader = srv->store && rs_store_is_leader(srv->store);
     api__reply_json(call, 200, 0,
-                    json_pack("{s:s, s:s, s:b}", "status", srv->closing ? "stopping" : "ok", "node",
-                              srv->node_id, "leader", rs_store_is_leader(srv->store)));
+                    json_pack("{s:s, s:s, s:s, s:b}", "status", srv->closing ? "stopping" : "ok",
+                              "node", srv->node_id, "role", srv->store ? "manager" : "worker",
+                              "leader", leader));
 }
 
 static uint64_t cluster_index(struct api_server *srv, const char *arg)

@@ -322,6 +322,8 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
     c->field_len += n;
     c->field[c->field_len] = '\0';
     c->field_is_auth = strcasecmp(c->field, "authorization") == 0;
+    if (strcasecmp(c->field, "x-shoal-forwarded") == 0)
+        c->req->forwarded = 1;
     return 0;
 }
 

@@ -24,6 +24,7 @@ struct api_http_req {
     char *path;          /* owned: the URL path, percent-decoding not applied */
     char *query;         /* owned: the raw query string without '?', "" when none */
     char *authorization; /* owned: the Authorization header, NULL when absent */
+    int forwarded;       /* an X-Shoal-Forwarded header came with it */
     struct common_buf body;
     int keep_alive;
     void *data; /* free for the handler's use */

@@ -12,10 +12,15 @@
 
 struct api__waiter;
 
+struct common_httpc;
+
 struct api_server {
     uv_loop_t *loop;
     struct api_http *http;
-    struct rs_store *store;
+    struct common_httpc *httpc;
+    struct rs_store *store; /* NULL on a worker */
+    api_server_manager_cb manager_cb;
+    void *manager_data;
     char *token;
     char *cluster_id;
     char *node_id;
@@ -29,8 +34,9 @@ struct api_server {
 /* One request being handled. */
 struct api__call {
     struct api_server *srv;
-    struct api_http_req *req; /* answered (and freed) by the reply functions */
-    char arg[64];             /* the {name} segment of the path, if any */
+    struct api_http_req *req;                /* answered (and freed) by the reply functions */
+    char arg[64];                            /* the {name} segment of the path, if any */
+    void (*handler)(struct api__call *call); /* set while a consistent read waits */
 };
 
 /* A document a GET answers: the body is borrowed (valid until the loop
@@ -70,6 +76,19 @@ void api__wake(struct api_server *srv);
 /* Answers every parked query now (shutdown). */
 void api__waiters_release(struct api_server *srv);
 
+/* Forwards the call to the API at addr ("ip:port") and answers as it
+ * answers. With wait_applied, a 2xx answer carrying X-Shoal-Index N is held
+ * until this node has applied N (at most 2 s), so reads here see the write. */
+void api__forward(struct api__call *call, const char *addr, int wait_applied);
+
+/* Forwards the call to the leader, or answers 503 when there is none (or the
+ * call was already forwarded once). */
+void api__forward_to_leader(struct api__call *call);
+
+/* The admin token in force: the cluster's, or this node's before the
+ * cluster record exists. */
+const char *api__admin_token(struct api_server *srv);
+
 /* Route handlers. */
 void api__services_list(struct api__call *call);
 void api__services_create(struct api__call *call);
@@ -79,5 +98,16 @@ void api__service_delete(struct api__call *call);
 void api__service_scale(struct api__call *call);
 void api__cluster_get(struct api__call *call);
 void api__health(struct api__call *call);
+void api__nodes_list(struct api__call *call);
+void api__node_get(struct api__call *call);
+void api__node_patch(struct api__call *call);
+void api__node_delete(struct api__call *call);
+void api__node_promote(struct api__call *call);
+void api__node_demote(struct api__call *call);
+void api__node_heartbeat(struct api__call *call);
+void api__cluster_join(struct api__call *call);
+void api__join_token_get(struct api__call *call);
+void api__join_token_rotate(struct api__call *call);
+void api__cluster_backup(struct api__call *call);
 
 #endif

@@ -6,34 +6,72 @@
 
 #include "api/internal.h"
 #include "api/spec.h"
+#include "common/httpc.h"
 #include "common/log.h"
 #include "common/util.h"
 
 #define MAX_SEGMENTS 6
 
+enum route_flags {
+    ROUTE_OPEN = 1,   /* no admin token: open, or authenticated by the handler */
+    ROUTE_LEADER = 2, /* runs on the leader: a follower forwards it */
+};
+
 struct route {
     enum http_method method;
     const char *pattern; /* "{}" stands for one captured segment */
     void (*handler)(struct api__call *call);
-    int open; /* no token needed */
+    int flags;
 };
 
 static const struct route routes[] = {
-    {HTTP_GET, "/v1/health", api__health, 1},
+    {HTTP_GET, "/v1/health", api__health, ROUTE_OPEN},
     {HTTP_GET, "/v1/cluster", api__cluster_get, 0},
+    {HTTP_POST, "/v1/cluster/join", api__cluster_join, ROUTE_OPEN | ROUTE_LEADER},
+    {HTTP_GET, "/v1/cluster/join-token/{}", api__join_token_get, 0},
+    {HTTP_POST, "/v1/cluster/join-token/{}/rotate", api__join_token_rotate, ROUTE_LEADER},
+    {HTTP_GET, "/v1/cluster/backup", api__cluster_backup, ROUTE_LEADER},
     {HTTP_GET, "/v1/services", api__services_list, 0},
-    {HTTP_POST, "/v1/services", api__services_create, 0},
+    {HTTP_POST, "/v1/services", api__services_create, ROUTE_LEADER},
     {HTTP_GET, "/v1/services/{}", api__service_get, 0},
-    {HTTP_PUT, "/v1/services/{}", api__service_put, 0},
-    {HTTP_DELETE, "/v1/services/{}", api__service_delete, 0},
-    {HTTP_POST, "/v1/services/{}/scale", api__service_scale, 0},
+    {HTTP_PUT, "/v1/services/{}", api__service_put, ROUTE_LEADER},
+    {HTTP_DELETE, "/v1/services/{}", api__service_delete, ROUTE_LEADER},
+    {HTTP_POST, "/v1/services/{}/scale", api__service_scale, ROUTE_LEADER},
+    {HTTP_GET, "/v1/nodes", api__nodes_list, 0},
+    {HTTP_GET, "/v1/nodes/{}", api__node_get, 0},
+    {HTTP_PATCH, "/v1/nodes/{}", api__node_patch, ROUTE_LEADER},
+    {HTTP_DELETE, "/v1/nodes/{}", api__node_delete, ROUTE_LEADER},
+    {HTTP_POST, "/v1/nodes/{}/promote", api__node_promote, ROUTE_LEADER},
+    {HTTP_POST, "/v1/nodes/{}/demote", api__node_demote, ROUTE_LEADER},
+    {HTTP_POST, "/v1/nodes/{}/heartbeat", api__node_heartbeat, ROUTE_OPEN | ROUTE_LEADER},
 };
+
+const char *api__admin_token(struct api_server *srv)
+{
+    if (srv->store) {
+        const char *t = rs_cluster_str(rs_store_state(srv->store), "admin_token");
+        if (t[0])
+            return t;
+    }
+    return srv->token;
+}
 
 void api__reply(struct api__call *call, int status, uint64_t index, const char *body, size_t len)
 {
-    char headers[64];
-    snprintf(headers, sizeof(headers), "X-Shoal-Index: %llu\r\n", (unsigned long long)index);
-    api_http_respond(call->req, status, status < 400 ? headers : "", body, len);
+    char headers[160] = "";
+    if (status < 400) {
+        int known = 1;
+        if (call->srv->store) {
+            raft_id leader_id = 0;
+            const char *leader_addr = NULL;
+            raft_leader(rs_store_raft(call->srv->store), &leader_id, &leader_addr);
+            known = leader_id != 0;
+        }
+        snprintf(headers, sizeof(headers), "X-Shoal-Index: %llu\r\nX-Shoal-Known-Leader: %s\r\n%s",
+                 (unsigned long long)index, known ? "true" : "false",
+                 known ? "" : "X-Shoal-Stale: true\r\n");
+    }
+    api_http_respond(call->req, status, headers, body, len);
     free(call);
 }
 
@@ -150,7 +188,16 @@ static int authorized(struct api_server *srv, const struct api_http_req *req)
     const char *auth = req->authorization;
     if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
         return 0;
-    return common_secret_equal(auth + 7, srv->token);
+    return common_secret_equal(auth + 7, api__admin_token(srv));
+}
+
+static void consistent_cb(void *data, int status)
+{
+    struct api__call *call = data;
+    if (status != 0)
+        api__reply_error(call, API_NO_LEADER, NULL, "leadership lost: retry");
+    else
+        call->handler(call);
 }
 
 static void handle(struct api_http_req *req, void *data)
@@ -181,9 +228,33 @@ static void handle(struct api_http_req *req, void *data)
         api__reply_error(call, API_NOT_FOUND, NULL, "no route %s", req->path);
         return;
     }
-    if (!match->open && !authorized(srv, req)) {
+    if (!srv->store && match->handler != api__health) {
+        /* A worker keeps no state: a manager answers. */
+        const char *addr = srv->manager_cb ? srv->manager_cb(srv->manager_data) : NULL;
+        if (!addr)
+            api__reply_error(call, API_UNAVAILABLE, NULL, "this worker knows no manager");
+        else
+            api__forward(call, addr, 0);
+        return;
+    }
+    if (!(match->flags & ROUTE_OPEN) && !authorized(srv, req)) {
         api__reply_error(call, API_UNAUTHORIZED, NULL,
                          "missing or wrong token: send Authorization: Bearer <token>");
+        return;
+    }
+    char consistent[8];
+    int wants_consistent = req->method == HTTP_GET &&
+                           api_http_query(req, "consistent", consistent, sizeof(consistent)) != 0;
+    if ((match->flags & ROUTE_LEADER || wants_consistent) && !rs_store_is_leader(srv->store)) {
+        api__forward_to_leader(call);
+        return;
+    }
+    if (wants_consistent) {
+        /* Leader-checked read: answer only once a barrier proves this node
+         * still leads and has applied everything committed before. */
+        call->handler = match->handler;
+        if (rs_store_barrier(srv->store, consistent_cb, call) != 0)
+            api__reply_error(call, API_NO_LEADER, NULL, "leadership lost: retry");
         return;
     }
     match->handler(call);
@@ -206,12 +277,21 @@ int api_server_start(struct api_server **out, uv_loop_t *loop, struct rs_store *
     s->node_name = xstrdup(cfg->node_name);
     s->raft_address = xstrdup(cfg->raft_address);
     s->listen = xstrdup(cfg->listen);
-    int rv = api_http_listen(&s->http, loop, cfg->listen, handle, s, errmsg);
+    s->manager_cb = cfg->manager_cb;
+    s->manager_data = cfg->manager_data;
+    int rv = common_httpc_init(&s->httpc, loop);
+    if (rv != 0) {
+        snprintf(errmsg, 256, "HTTP client: %s", strerror(-rv));
+        api_server_close(s, NULL, NULL);
+        return rv;
+    }
+    rv = api_http_listen(&s->http, loop, cfg->listen, handle, s, errmsg);
     if (rv != 0) {
         api_server_close(s, NULL, NULL);
         return rv;
     }
-    rs_store_on_change(store, on_change, s);
+    if (store)
+        rs_store_on_change(store, on_change, s);
     *out = s;
     return 0;
 }
@@ -221,7 +301,8 @@ void api_server_stop_accepting(struct api_server *s)
     s->closing = 1;
     if (s->http)
         api_http_stop_listening(s->http);
-    rs_store_on_change(s->store, NULL, NULL);
+    if (s->store)
+        rs_store_on_change(s->store, NULL, NULL);
     api__waiters_release(s);
 }
 
@@ -231,7 +312,7 @@ struct close_ctx {
     void *data;
 };
 
-static void http_closed(void *data)
+static void httpc_closed(void *data)
 {
     struct close_ctx *ctx = data;
     struct api_server *s = ctx->srv;
@@ -247,9 +328,18 @@ static void http_closed(void *data)
     free(ctx);
 }
 
+static void http_closed(void *data)
+{
+    struct close_ctx *ctx = data;
+    if (ctx->srv->httpc)
+        common_httpc_close(ctx->srv->httpc, httpc_closed, ctx);
+    else
+        httpc_closed(ctx);
+}
+
 void api_server_close(struct api_server *s, void (*cb)(void *data), void *data)
 {
-    if (!s->closing && s->store)
+    if (!s->closing)
         api_server_stop_accepting(s);
     struct close_ctx *ctx = xmalloc(sizeof(*ctx));
     *ctx = (struct close_ctx){s, cb, data};

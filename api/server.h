@@ -9,17 +9,24 @@
 
 struct api_server;
 
+/* Returns the API address ("ip:port") of a manager to forward requests to
+ * (workers), or NULL when none is known. */
+typedef const char *(*api_server_manager_cb)(void *data);
+
 struct api_server_config {
-    const char *listen;       /* borrowed: "ip:port" of the API */
-    const char *token;        /* borrowed: the admin token */
-    const char *cluster_id;   /* borrowed */
-    const char *node_id;      /* borrowed: this node's id (hex) */
-    const char *node_name;    /* borrowed */
-    const char *raft_address; /* borrowed */
+    const char *listen;               /* borrowed: "ip:port" of the API */
+    const char *token;                /* borrowed: the admin token */
+    const char *cluster_id;           /* borrowed */
+    const char *node_id;              /* borrowed: this node's id (hex) */
+    const char *node_name;            /* borrowed */
+    const char *raft_address;         /* borrowed */
+    api_server_manager_cb manager_cb; /* workers: where to forward requests */
+    void *manager_data;
 };
 
 /* Starts serving on cfg->listen. loop and store are borrowed and must
- * outlive the server; cfg's strings are copied. Returns 0 or a negative
+ * outlive the server; store is NULL on a worker, which forwards every request
+ * but /v1/health to a manager; cfg's strings are copied. Returns 0 or a negative
  * errno with the reason in errmsg (256 bytes). */
 int api_server_start(struct api_server **out, uv_loop_t *loop, struct rs_store *store,
                      const struct api_server_config *cfg, char *errmsg);

@@ -6,6 +6,7 @@
 
 #include "common/buf.h"
 #include "common/util.h"
+#include "raft/state_internal.h"
 
 #define SNAPSHOT_FORMAT 1
 
@@ -29,12 +30,21 @@ json_t *rs_service_json(const struct rs_service *svc)
     return obj;
 }
 
-void rs_state_close(struct rs_state *s)
+static void services_free(struct rs_state *s)
 {
     for (size_t i = 0; i < s->n_services; i++)
         service_free(s->services[i]);
     free(s->services);
     free(s->services_body);
+    s->services = NULL;
+    s->services_body = NULL;
+    s->n_services = s->cap_services = 0;
+}
+
+void rs_state_close(struct rs_state *s)
+{
+    services_free(s);
+    rs__nodes_free(s);
     memset(s, 0, sizeof(*s));
 }
 
@@ -116,7 +126,7 @@ static void service_remove(struct rs_state *s, size_t pos)
     s->n_services--;
 }
 
-static void answer(struct rs_op_result *res, const char *body, size_t len, int created)
+void rs__answer(struct rs_op_result *res, const char *body, size_t len, int created)
 {
     if (!res)
         return;
@@ -126,8 +136,18 @@ static void answer(struct rs_op_result *res, const char *body, size_t len, int c
     res->body_len = len;
 }
 
-__attribute__((format(printf, 4, 5))) static void
-refuse(struct rs_op_result *res, enum api_code code, const char *field, const char *fmt, ...)
+void rs__answer_json(struct rs_op_result *res, json_t *body)
+{
+    if (res) {
+        res->err.code = API_OK;
+        res->body = json_dumps(body, JSON_COMPACT);
+        res->body_len = strlen(res->body);
+    }
+    json_decref(body);
+}
+
+void rs__refuse(struct rs_op_result *res, enum api_code code, const char *field, const char *fmt,
+                ...)
 {
     if (!res)
         return;
@@ -137,20 +157,22 @@ refuse(struct rs_op_result *res, enum api_code code, const char *field, const ch
     va_end(ap);
 }
 
-static int cas_ok(const json_t *op, const struct rs_service *svc, struct rs_op_result *res)
+int rs__cas_ok(const json_t *op, uint64_t have, const char *what, struct rs_op_result *res)
 {
     const json_t *cas = json_object_get(op, "cas");
     if (!json_is_integer(cas))
         return 1;
     uint64_t want = (uint64_t)json_integer_value(cas);
-    uint64_t have = svc ? svc->modify_index : 0;
     if (want == have)
         return 1;
-    if (res)
-        api_err_set(&res->err, API_CONFLICT, "index",
-                    "stale index %llu: the service's modify_index is %llu",
-                    (unsigned long long)want, (unsigned long long)have);
+    rs__refuse(res, API_CONFLICT, "index", "stale index %llu: the %s's modify_index is %llu",
+               (unsigned long long)want, what, (unsigned long long)have);
     return 0;
+}
+
+static int cas_ok(const json_t *op, const struct rs_service *svc, struct rs_op_result *res)
+{
+    return rs__cas_ok(op, svc ? svc->modify_index : 0, "service", res);
 }
 
 static void op_put(struct rs_state *s, const json_t *op, uint64_t index, int create_only,
@@ -159,14 +181,14 @@ static void op_put(struct rs_state *s, const json_t *op, uint64_t index, int cre
     json_t *spec = json_object_get(op, "spec");
     const char *name = json_string_value(json_object_get(spec, "name"));
     if (!json_is_object(spec) || !name) {
-        refuse(res, API_BAD_REQUEST, "spec", "%s", "malformed command: spec without a name");
+        rs__refuse(res, API_BAD_REQUEST, "spec", "%s", "malformed command: spec without a name");
         return;
     }
     int found;
     size_t pos = service_pos(s, name, &found);
     struct rs_service *svc = found ? s->services[pos] : NULL;
     if (create_only && svc) {
-        refuse(res, API_CONFLICT, "name", "service \"%s\" already exists", name);
+        rs__refuse(res, API_CONFLICT, "name", "service \"%s\" already exists", name);
         return;
     }
     if (!cas_ok(op, svc, res))
@@ -184,7 +206,7 @@ static void op_put(struct rs_state *s, const json_t *op, uint64_t index, int cre
     service_store(svc, obj, version, create_index, index);
     json_decref(obj);
     services_changed(s, index);
-    answer(res, svc->body, svc->body_len, !found);
+    rs__answer(res, svc->body, svc->body_len, !found);
 }
 
 static void op_delete(struct rs_state *s, const json_t *op, uint64_t index,
@@ -194,20 +216,14 @@ static void op_delete(struct rs_state *s, const json_t *op, uint64_t index,
     int found = 0;
     size_t pos = name ? service_pos(s, name, &found) : 0;
     if (!found) {
-        refuse(res, API_NOT_FOUND, "name", "no service \"%s\"", name ? name : "");
+        rs__refuse(res, API_NOT_FOUND, "name", "no service \"%s\"", name ? name : "");
         return;
     }
     if (!cas_ok(op, s->services[pos], res))
         return;
     service_remove(s, pos);
     services_changed(s, index);
-    if (res) {
-        json_t *ans = json_pack("{s:s, s:I}", "deleted", name, "index", (json_int_t)index);
-        res->body = json_dumps(ans, JSON_COMPACT);
-        res->body_len = strlen(res->body);
-        res->err.code = API_OK;
-        json_decref(ans);
-    }
+    rs__answer_json(res, json_pack("{s:s, s:I}", "deleted", name, "index", (json_int_t)index));
 }
 
 static void op_scale(struct rs_state *s, const json_t *op, uint64_t index, struct rs_op_result *res)
@@ -217,25 +233,101 @@ static void op_scale(struct rs_state *s, const json_t *op, uint64_t index, struc
     int found = 0;
     size_t pos = name ? service_pos(s, name, &found) : 0;
     if (!found) {
-        refuse(res, API_NOT_FOUND, "name", "no service \"%s\"", name ? name : "");
+        rs__refuse(res, API_NOT_FOUND, "name", "no service \"%s\"", name ? name : "");
         return;
     }
     struct rs_service *svc = s->services[pos];
     json_t *obj = rs_service_json(svc);
     const char *mode = json_string_value(json_object_get(obj, "mode"));
     if (mode && strcmp(mode, "global") == 0) {
-        refuse(res, API_BAD_REQUEST, "replicas", "service \"%s\" is global: it cannot be scaled",
-               name);
+        rs__refuse(res, API_BAD_REQUEST, "replicas",
+                   "service \"%s\" is global: it cannot be scaled", name);
     } else if (!json_is_integer(replicas) || json_integer_value(replicas) < 0) {
-        refuse(res, API_BAD_REQUEST, "replicas", "%s", "must be an integer >= 0");
+        rs__refuse(res, API_BAD_REQUEST, "replicas", "%s", "must be an integer >= 0");
     } else if (cas_ok(op, svc, res)) {
         json_object_set(obj, "replicas", replicas);
         service_store(svc, obj, svc->version + 1, svc->create_index, index);
         services_changed(s, index);
-        answer(res, svc->body, svc->body_len, 0);
+        rs__answer(res, svc->body, svc->body_len, 0);
     }
     json_decref(obj);
 }
+
+/* Loads a list of services into s (which holds none). With index > 0 every
+ * service is stamped as written at that index (a restore into another
+ * cluster); else each keeps its own indexes (a snapshot). */
+static int services_load(struct rs_state *s, const json_t *services, uint64_t index)
+{
+    size_t i;
+    json_t *obj;
+    json_array_foreach(services, i, obj)
+    {
+        const char *name = json_string_value(json_object_get(obj, "name"));
+        int found;
+        size_t pos = name ? service_pos(s, name, &found) : 0;
+        if (!json_is_object(obj) || !name || found)
+            return -EINVAL;
+        struct rs_service *svc = xcalloc(1, sizeof(*svc));
+        svc->name = xstrdup(name);
+        json_t *copy = json_copy(obj);
+        service_store(svc, copy, obj_uint(obj, "version"),
+                      index ? index : obj_uint(obj, "create_index"),
+                      index ? index : obj_uint(obj, "modify_index"));
+        json_decref(copy);
+        service_insert(s, pos, svc);
+    }
+    return 0;
+}
+
+static void op_restore(struct rs_state *s, const json_t *op, uint64_t index,
+                       struct rs_op_result *res)
+{
+    struct rs_state fresh;
+    rs_state_init(&fresh);
+    json_t *services = json_object_get(op, "services");
+    if (!json_is_array(services) || services_load(&fresh, services, index) != 0) {
+        services_free(&fresh);
+        rs__refuse(res, API_BAD_REQUEST, "services", "%s", "malformed command: services.restore");
+        return;
+    }
+    services_free(s);
+    s->services = fresh.services;
+    s->n_services = fresh.n_services;
+    s->cap_services = fresh.cap_services;
+    services_changed(s, index);
+    rs__answer_json(res, json_pack("{s:I}", "restored", (json_int_t)s->n_services));
+}
+
+static void op_create(struct rs_state *s, const json_t *op, uint64_t index,
+                      struct rs_op_result *res)
+{
+    op_put(s, op, index, 1, res);
+}
+
+static void op_put_any(struct rs_state *s, const json_t *op, uint64_t index,
+                       struct rs_op_result *res)
+{
+    op_put(s, op, index, 0, res);
+}
+
+static const struct {
+    const char *name;
+    rs__op_fn fn;
+} ops[] = {
+    {"service.create", op_create},
+    {"service.put", op_put_any},
+    {"service.delete", op_delete},
+    {"service.scale", op_scale},
+    {"services.restore", op_restore},
+    {"cluster.init", rs__op_cluster_init},
+    {"cluster.rotate", rs__op_cluster_rotate},
+    {"node.register", rs__op_node_register},
+    {"node.update", rs__op_node_update},
+    {"node.status", rs__op_node_status},
+    {"node.remove", rs__op_node_remove},
+    {"node.role", rs__op_node_role},
+    {"members.reset", rs__op_members_reset},
+};
 
 void rs_state_apply_op(struct rs_state *s, const json_t *op, uint64_t index,
                        struct rs_op_result *res)
@@ -245,18 +337,15 @@ void rs_state_apply_op(struct rs_state *s, const json_t *op, uint64_t index,
         res->index = index;
     }
     const char *kind = json_string_value(json_object_get(op, "op"));
+    size_t i = 0;
+    while (kind && i < ARRAY_SIZE(ops) && strcmp(ops[i].name, kind) != 0)
+        i++;
     if (!kind)
-        refuse(res, API_BAD_REQUEST, "op", "%s", "malformed command: no op");
-    else if (strcmp(kind, "service.create") == 0)
-        op_put(s, op, index, 1, res);
-    else if (strcmp(kind, "service.put") == 0)
-        op_put(s, op, index, 0, res);
-    else if (strcmp(kind, "service.delete") == 0)
-        op_delete(s, op, index, res);
-    else if (strcmp(kind, "service.scale") == 0)
-        op_scale(s, op, index, res);
+        rs__refuse(res, API_BAD_REQUEST, "op", "%s", "malformed command: no op");
+    else if (i == ARRAY_SIZE(ops))
+        rs__refuse(res, API_BAD_REQUEST, "op", "malformed command: unknown op \"%s\"", kind);
     else
-        refuse(res, API_BAD_REQUEST, "op", "malformed command: unknown op \"%s\"", kind);
+        ops[i].fn(s, op, index, res);
     if (index > s->index)
         s->index = index;
 }
@@ -289,7 +378,9 @@ char *rs_state_encode(const struct rs_state *s, size_t *len)
             common_buf_puts(&b, ",");
         common_buf_append(&b, s->services[i]->body, s->services[i]->body_len);
     }
-    common_buf_puts(&b, "]}");
+    common_buf_puts(&b, "]");
+    rs__nodes_encode(s, &b);
+    common_buf_puts(&b, "}");
     return common_buf_take(&b, len);
 }
 
@@ -308,23 +399,10 @@ int rs_state_decode(struct rs_state *s, const char *buf, size_t len)
     rs_state_init(&fresh);
     fresh.index = obj_uint(root, "index");
     fresh.services_index = obj_uint(root, "services_index");
-    size_t i;
-    json_t *obj;
-    json_array_foreach(services, i, obj)
-    {
-        const char *name = json_string_value(json_object_get(obj, "name"));
-        int found;
-        size_t pos = name ? service_pos(&fresh, name, &found) : 0;
-        if (!name || found) {
-            rs_state_close(&fresh);
-            json_decref(root);
-            return -EINVAL;
-        }
-        struct rs_service *svc = xcalloc(1, sizeof(*svc));
-        svc->name = xstrdup(name);
-        service_store(svc, obj, obj_uint(obj, "version"), obj_uint(obj, "create_index"),
-                      obj_uint(obj, "modify_index"));
-        service_insert(&fresh, pos, svc);
+    if (services_load(&fresh, services, 0) != 0 || rs__nodes_decode(&fresh, root) != 0) {
+        rs_state_close(&fresh);
+        json_decref(root);
+        return -EINVAL;
     }
     json_decref(root);
     rs_state_close(s);

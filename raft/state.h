@@ -23,6 +23,17 @@ struct rs_service {
     uint64_t modify_index;
 };
 
+/* A node of the cluster. Its public JSON (what GET /v1/nodes shows, less the
+ * live Raft details) is obj; the credential is kept apart so that it can
+ * never leak into an answer. */
+struct rs_node {
+    char *id;         /* owned: 16 hex digits (the Raft id for managers) */
+    json_t *obj;      /* owned: id, name, role, api_address, raft_address, availability,
+                         status, labels, resources, version, create_index, modify_index */
+    char *credential; /* owned: the node's secret for node-to-manager calls */
+    uint64_t modify_index;
+};
+
 struct rs_state {
     uint64_t index;               /* Raft index of the last applied command entry */
     uint64_t services_index;      /* Raft index of the last change to any service */
@@ -31,6 +42,14 @@ struct rs_state {
     size_t cap_services;
     char *services_body; /* owned cache of the list body, NULL when stale */
     size_t services_body_len;
+    /* The cluster record, NULL until cluster.init: id, admin_token,
+     * worker_token, manager_token, voters, heartbeat_interval_ms,
+     * node_down_after_ms. Owned. */
+    json_t *cluster;
+    struct rs_node **nodes; /* owned, in no order */
+    size_t n_nodes;
+    size_t cap_nodes;
+    uint64_t nodes_index; /* Raft index of the last change to any node or the cluster */
 };
 
 /* The result of one operation, filled by rs_state_apply_op. */
@@ -55,6 +74,15 @@ void rs_state_close(struct rs_state *s);
  *   {"op": "service.put", "spec": SPEC, "cas": N (optional)}
  *   {"op": "service.delete", "name": NAME, "cas": N (optional)}
  *   {"op": "service.scale", "name": NAME, "replicas": N}
+ *   {"op": "services.restore", "services": [SERVICE...]}
+ *   {"op": "cluster.init", "cluster": CLUSTER, "node": NODE, "credential": C}
+ *   {"op": "cluster.rotate", "role": "worker"|"manager", "token": T}
+ *   {"op": "node.register", "node": NODE, "credential": C}
+ *   {"op": "node.update", "id": ID, "availability": A?, "labels": {..}?, "cas": N?}
+ *   {"op": "node.status", "id": ID, "status": "ready"|"down"}
+ *   {"op": "node.remove", "id": ID, "cas": N?}
+ *   {"op": "node.role", "id": ID, "role": "manager"|"worker"}
+ *   {"op": "members.reset", "keep": ID}  (removes every other manager)
  * SPEC must already be canonical (api_spec_normalize). */
 void rs_state_apply_op(struct rs_state *s, const json_t *op, uint64_t index,
                        struct rs_op_result *res);
@@ -62,6 +90,16 @@ void rs_state_apply_op(struct rs_state *s, const json_t *op, uint64_t index,
 /* Looks a service up by name. Returns NULL when absent; the pointer is
  * borrowed, valid until the next apply or restore. */
 const struct rs_service *rs_state_service(const struct rs_state *s, const char *name);
+
+/* Finds a node by id, or else by name (borrowed, valid until the next apply).
+ * NULL when absent. */
+const struct rs_node *rs_state_node(const struct rs_state *s, const char *id_or_name);
+
+/* A string or integer field of a node's JSON ("" / 0 when absent). */
+const char *rs_node_str(const struct rs_node *n, const char *key);
+/* A string or integer field of the cluster record ("" / 0 when absent). */
+const char *rs_cluster_str(const struct rs_state *s, const char *key);
+int64_t rs_cluster_int(const struct rs_state *s, const char *key);
 
 /* Parses a service's JSON (transferred: json_decref). */
 json_t *rs_service_json(const struct rs_service *svc);

@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "raft/fsm.h"
+#include "raft/members.h"
 
 #define BATCH_MAX_OPS   512
 #define BATCH_MAX_BYTES (4u << 20)
@@ -61,6 +62,12 @@ struct rs_store {
 
     rs_store_change_cb change_cb;
     void *change_data;
+    rs_store_leader_cb leader_cb;
+    void *leader_data;
+    struct rs_members members;
+    uint64_t members_tick_ms;
+    struct raft_transfer transfer;
+    int transfer_state; /* 0 not asked, 1 under way, 2 done */
 
     int stopping;
     uv_timer_t stop_timer;
@@ -202,6 +209,33 @@ int rs_store_submit(struct rs_store *st, json_t *op, rs_store_submit_cb cb, void
     return 0;
 }
 
+struct read_barrier {
+    struct raft_barrier req;
+    void (*cb)(void *data, int status);
+    void *data;
+};
+
+static void read_barrier_cb(struct raft_barrier *req, int status)
+{
+    struct read_barrier *b = container_of(req, struct read_barrier, req);
+    b->cb(b->data, status == 0 ? 0 : -EAGAIN);
+    free(b);
+}
+
+int rs_store_barrier(struct rs_store *st, void (*cb)(void *data, int status), void *data)
+{
+    if (st->stopping || !rs_store_is_leader(st))
+        return -EAGAIN;
+    struct read_barrier *b = xcalloc(1, sizeof(*b));
+    b->cb = cb;
+    b->data = data;
+    if (raft_barrier(&st->raft, &b->req, read_barrier_cb) != 0) {
+        free(b);
+        return -EAGAIN;
+    }
+    return 0;
+}
+
 void rs_store_on_change(struct rs_store *st, rs_store_change_cb cb, void *data)
 {
     st->change_cb = cb;
@@ -230,6 +264,9 @@ static void barrier_cb(struct raft_barrier *req, int status)
     if (status == 0 && raft_state(&st->raft) == RAFT_LEADER) {
         st->leader_ready = 1;
         LOGI("raft: leader of term %llu, ready", (unsigned long long)st->raft.current_term);
+        rs_members_leader_start(&st->members, common_now_ms());
+        if (st->leader_cb)
+            st->leader_cb(st->leader_data);
         if (st->change_cb)
             st->change_cb(st->change_data);
     } else {
@@ -252,6 +289,28 @@ static void leader_tick(uv_timer_t *t)
         st->was_leader = 0;
         st->leader_ready = 0;
     }
+    uint64_t now = common_now_ms();
+    if (leader && st->leader_ready && !st->stopping && now - st->members_tick_ms >= 100) {
+        st->members_tick_ms = now;
+        rs_members_tick(&st->members, now);
+    }
+}
+
+void rs_store_on_leader(struct rs_store *st, rs_store_leader_cb cb, void *data)
+{
+    st->leader_cb = cb;
+    st->leader_data = data;
+}
+
+void rs_store_heartbeat(struct rs_store *st, const char *id)
+{
+    if (rs_store_is_leader(st))
+        rs_members_heartbeat(&st->members, id, common_now_ms());
+}
+
+uint64_t rs_store_last_seen(struct rs_store *st, const char *id)
+{
+    return rs_store_is_leader(st) ? rs_members_last_seen(&st->members, id) : 0;
 }
 
 static int raft_setup(struct rs_store *st, const struct rs_store_config *cfg, char *errmsg)
@@ -261,6 +320,8 @@ static int raft_setup(struct rs_store *st, const struct rs_store_config *cfg, ch
         snprintf(errmsg, 256, "raft transport: %s", raft_strerror(rv));
         return -EIO;
     }
+    if (cfg->bind_address && cfg->bind_address[0])
+        raft_uv_tcp_set_bind_address(&st->transport, cfg->bind_address);
     rv = raft_uv_init(&st->io, st->loop, cfg->dir, &st->transport);
     if (rv != 0) {
         snprintf(errmsg, 256, "raft log in %s: %s", cfg->dir, st->io.errmsg);
@@ -284,6 +345,7 @@ int rs_store_start(struct rs_store **out, uv_loop_t *loop, const struct rs_store
     st->loop = loop;
     st->pending_ops = json_array();
     rs_fsm_init(&st->fsm);
+    rs_members_init(&st->members, st);
     st->fsm.raft = &st->raft;
     st->fsm.claim = claim;
     st->fsm.changed = changed;
@@ -320,6 +382,17 @@ int rs_store_start(struct rs_store **out, uv_loop_t *loop, const struct rs_store
         else if (rv != 0)
             snprintf(errmsg, 256, "raft bootstrap: %s", raft_errmsg(&st->raft));
     }
+    if ((rv == 0 || rv == RAFT_CANTBOOTSTRAP) && cfg->force_new_cluster) {
+        struct raft_configuration conf;
+        raft_configuration_init(&conf);
+        raft_configuration_add(&conf, cfg->id, cfg->address, RAFT_VOTER);
+        rv = raft_recover(&st->raft, &conf);
+        raft_configuration_close(&conf);
+        if (rv != 0)
+            snprintf(errmsg, 256, "raft recover: %s", raft_errmsg(&st->raft));
+        else
+            LOGW("raft: configuration forced to this node alone (--force-new-cluster)");
+    }
     if (rv == 0 || rv == RAFT_CANTBOOTSTRAP) {
         rv = raft_start(&st->raft);
         if (rv != 0)
@@ -343,6 +416,7 @@ static void handle_closed(uv_handle_t *h)
     void *data = st->stop_data;
     json_decref(st->pending_ops);
     free(st->pending_waiters);
+    rs_members_close(&st->members);
     rs_fsm_close(&st->fsm);
     free(st);
     if (cb)
@@ -362,11 +436,45 @@ static void raft_closed(struct raft *r)
     uv_close((uv_handle_t *)&st->leader_timer, handle_closed);
 }
 
+static void transfer_cb(struct raft_transfer *req)
+{
+    struct rs_store *st = req->data;
+    st->transfer_state = 2;
+    raft_id id = 0;
+    const char *address = NULL;
+    raft_leader(&st->raft, &id, &address);
+    LOGI("raft: leadership %s", id && id != st->raft.id ? "transferred" : "transfer timed out");
+}
+
+/* Hands leadership over before a planned stop, so the cluster does not wait
+ * an election timeout. Returns 1 while a transfer is under way. */
+static int transfer_leadership(struct rs_store *st)
+{
+    if (st->transfer_state == 0) {
+        st->transfer_state = 2;
+        if (raft_state(&st->raft) != RAFT_LEADER)
+            return 0;
+        st->transfer.data = st;
+        int rv = raft_transfer(&st->raft, &st->transfer, 0, transfer_cb);
+        if (rv == 0) {
+            st->transfer_state = 1;
+            LOGI("raft: transferring leadership before stopping");
+        } else if (rv != RAFT_NOTFOUND) {
+            LOGW("raft: leadership transfer: %s", raft_strerror(rv));
+        }
+    }
+    return st->transfer_state == 1;
+}
+
 static void stop_poll(uv_timer_t *t)
 {
     struct rs_store *st = container_of(t, struct rs_store, stop_timer);
     size_t pending = st->n_inflight + (size_t)st->barrier_pending;
-    if (pending > 0 && common_now_ms() < st->stop_deadline)
+    int members_change = st->members.change_pending;
+    if ((pending > 0 || members_change) && common_now_ms() < st->stop_deadline)
+        return;
+    if (pending == 0 && !members_change && transfer_leadership(st) &&
+        common_now_ms() < st->stop_deadline)
         return;
     uv_timer_stop(t);
     if (pending > 0) {

@@ -15,10 +15,12 @@
 struct rs_store;
 
 struct rs_store_config {
-    const char *dir;     /* borrowed: existing directory for the Raft log and snapshots */
-    uint64_t id;         /* this node's Raft id, > 0 */
-    const char *address; /* borrowed: "ip:port" other nodes reach and this node listens on */
-    int bootstrap;       /* 1 on the first start of a new cluster's first node */
+    const char *dir;               /* borrowed: existing directory for the Raft log and snapshots */
+    uint64_t id;                   /* this node's Raft id, > 0 */
+    const char *address;           /* borrowed: "ip:port" other nodes reach this node at */
+    const char *bind_address;      /* borrowed: where to listen when it differs, else NULL or "" */
+    int bootstrap;                 /* 1 on the first start of a new cluster's first node */
+    int force_new_cluster;         /* rewrite the configuration to this node alone (raft_recover) */
     unsigned election_timeout_ms;  /* 0 for the default, 1000 */
     unsigned heartbeat_timeout_ms; /* 0 for the default, 100 */
 };
@@ -28,6 +30,9 @@ struct rs_store_config {
 typedef void (*rs_store_submit_cb)(void *data, struct rs_op_result *res);
 /* Called after every change of the state (applies and restores). */
 typedef void (*rs_store_change_cb)(void *data);
+/* Called each time this node becomes a leader ready to serve (its barrier
+ * applied). */
+typedef void (*rs_store_leader_cb)(void *data);
 /* Called once the store is closed; the store is freed. */
 typedef void (*rs_store_stop_cb)(void *data);
 
@@ -44,8 +49,23 @@ int rs_store_start(struct rs_store **out, uv_loop_t *loop, const struct rs_store
  * stopping (then cb is never called and op is freed). */
 int rs_store_submit(struct rs_store *st, json_t *op, rs_store_submit_cb cb, void *data);
 
+/* Confirms leadership with a Raft barrier, then calls cb(data, 0), or with
+ * a negative errno when leadership is lost. Returns 0 or -EAGAIN (not the
+ * leader; cb is not called). */
+int rs_store_barrier(struct rs_store *st, void (*cb)(void *data, int status), void *data);
+
 /* Sets the change listener (one). */
 void rs_store_on_change(struct rs_store *st, rs_store_change_cb cb, void *data);
+
+/* Sets the leadership listener (one). */
+void rs_store_on_leader(struct rs_store *st, rs_store_leader_cb cb, void *data);
+
+/* Records a heartbeat from node id (leader only; ignored elsewhere). */
+void rs_store_heartbeat(struct rs_store *st, const char *id);
+
+/* The leader's last heartbeat time of a node (monotonic ms), 0 when unknown
+ * or when this node is not the leader. */
+uint64_t rs_store_last_seen(struct rs_store *st, const char *id);
 
 /* The state as this node has applied it (borrowed, valid until the next
  * loop iteration that applies). */
@@ -58,7 +78,8 @@ struct raft *rs_store_raft(struct rs_store *st);
 int rs_store_is_leader(struct rs_store *st);
 
 /* Stops taking writes, waits (up to 10 s) for the writes already submitted
- * to be answered, closes Raft, frees the store, then calls cb. */
+ * to be answered, hands leadership to another voter when this node leads,
+ * closes Raft, frees the store, then calls cb. */
 void rs_store_stop(struct rs_store *st, rs_store_stop_cb cb, void *data);
 
 #endif

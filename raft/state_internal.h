@@ -1,0 +1,42 @@
+/* Shared by the files of the state module: answers, refusals, and the
+ * operations on nodes and the cluster record (raft/state_nodes.c). */
+#ifndef SHOAL_RAFT_STATE_INTERNAL_H
+#define SHOAL_RAFT_STATE_INTERNAL_H
+
+#include "raft/state.h"
+
+/* Fill res (when not NULL) with a success body (copied / transferred). */
+void rs__answer(struct rs_op_result *res, const char *body, size_t len, int created);
+void rs__answer_json(struct rs_op_result *res, json_t *body);
+void rs__refuse(struct rs_op_result *res, enum api_code code, const char *field, const char *fmt,
+                ...) __attribute__((format(printf, 4, 5)));
+/* 1 when op has no "cas" or its cas equals have; else refuses with 409. */
+int rs__cas_ok(const json_t *op, uint64_t have, const char *what, struct rs_op_result *res);
+
+typedef void (*rs__op_fn)(struct rs_state *s, const json_t *op, uint64_t index,
+                          struct rs_op_result *res);
+void rs__op_cluster_init(struct rs_state *s, const json_t *op, uint64_t index,
+                         struct rs_op_result *res);
+void rs__op_cluster_rotate(struct rs_state *s, const json_t *op, uint64_t index,
+                           struct rs_op_result *res);
+void rs__op_node_register(struct rs_state *s, const json_t *op, uint64_t index,
+                          struct rs_op_result *res);
+void rs__op_node_update(struct rs_state *s, const json_t *op, uint64_t index,
+                        struct rs_op_result *res);
+void rs__op_node_status(struct rs_state *s, const json_t *op, uint64_t index,
+                        struct rs_op_result *res);
+void rs__op_node_remove(struct rs_state *s, const json_t *op, uint64_t index,
+                        struct rs_op_result *res);
+void rs__op_node_role(struct rs_state *s, const json_t *op, uint64_t index,
+                      struct rs_op_result *res);
+void rs__op_members_reset(struct rs_state *s, const json_t *op, uint64_t index,
+                          struct rs_op_result *res);
+
+void rs__nodes_free(struct rs_state *s);
+/* Encodes nodes and the cluster record into b as `,"cluster":...,"nodes":[...]`. */
+struct common_buf;
+void rs__nodes_encode(const struct rs_state *s, struct common_buf *b);
+/* Decodes them from a snapshot root into fresh (empty) state. Returns 0 or -EINVAL. */
+int rs__nodes_decode(struct rs_state *fresh, const json_t *root);
+
+#endif
