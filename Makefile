@@ -27,7 +27,9 @@ endif
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu17 $(WARN) $(SANFLAGS) -iquote . -D_GNU_SOURCE -MMD -MP
 LDFLAGS += $(SANFLAGS)
-LIBS := -lraft -luv -ljansson -lhttp_parser -lcurl -lm
+# shoald links no libcurl (see common/httpc.c); the CLI does.
+LIBS := -lraft -luv -ljansson -lhttp_parser -lm
+CTL_LIBS := -ljansson -lcurl
 
 COMMON_SRC := $(wildcard common/*.c)
 DAEMON_SRC := $(wildcard api/*.c raft/*.c scheduler/*.c) $(filter-out agent/main.c,$(wildcard agent/*.c))
@@ -61,7 +63,7 @@ $(SHOALD): $(call obj,agent/main.c $(DAEMON_SRC) $(COMMON_SRC))
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(SHOAL): $(call obj,$(CTL_SRC) $(COMMON_SRC))
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(CTL_LIBS)
 
 $(BUILD)/tests/%: $(call obj,tests/unit/%.c) $(call obj,$(DAEMON_SRC) $(COMMON_SRC))
 	@mkdir -p $(@D)

@@ -6,6 +6,7 @@
 
 #include "api/internal.h"
 #include "api/spec.h"
+#include "common/units.h"
 #include "common/util.h"
 
 /* The managers' addresses, the leader first (transferred). */
@@ -32,13 +33,26 @@ static json_t *managers_list(struct api_server *srv)
     return list;
 }
 
+/* Adds the cluster's heartbeat timing (as durations and in ms) and the
+ * leader's id to an answer. */
 static json_t *timing(struct api_server *srv, json_t *into)
 {
     struct rs_state *st = rs_store_state(srv->store);
-    json_object_set_new(into, "heartbeat_interval_ms",
-                        json_integer(rs_cluster_int(st, "heartbeat_interval_ms")));
-    json_object_set_new(into, "node_down_after_ms",
-                        json_integer(rs_cluster_int(st, "node_down_after_ms")));
+    static const char *const keys[][2] = {{"heartbeat_interval_ms", "heartbeat_interval"},
+                                          {"node_down_after_ms", "node_down_after"}};
+    for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+        int64_t ms = rs_cluster_int(st, keys[i][0]);
+        char text[32];
+        common_format_duration(ms, text, sizeof(text));
+        json_object_set_new(into, keys[i][0], json_integer(ms));
+        json_object_set_new(into, keys[i][1], json_string(text));
+    }
+    raft_id leader = 0;
+    const char *addr = NULL;
+    raft_leader(rs_store_raft(srv->store), &leader, &addr);
+    char hex[17];
+    snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)leader);
+    json_object_set_new(into, "leader", json_string(leader ? hex : ""));
     return into;
 }
 

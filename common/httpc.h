@@ -1,6 +1,6 @@
-/* HTTP requests from the libuv loop through libcurl's multi-socket API (one
- * multi handle per loop, uv_poll per socket, one uv_timer), and a blocking
- * variant for use before the loop runs. */
+/* HTTP requests from the libuv loop (a small HTTP/1.1 client on libuv and
+ * http-parser, see httpc.c for why not libcurl), and a blocking variant for
+ * use before the loop runs. */
 #ifndef SHOAL_COMMON_HTTPC_H
 #define SHOAL_COMMON_HTTPC_H
 
@@ -45,7 +45,7 @@ const char *common_httpc_header(const struct common_httpc_response *res, const c
  * closes every handle, frees c, then calls cb(data). */
 void common_httpc_close(struct common_httpc *c, void (*cb)(void *data), void *data);
 
-/* Blocking request with curl's easy interface, for use before the loop runs
+/* Blocking request on a private loop, for use before the main loop runs
  * (joining a cluster at start-up). *out_body is transferred (free()),
  * NUL-terminated. Returns 0 whatever the HTTP status, or a negative errno
  * with errmsg (256 bytes) set. */

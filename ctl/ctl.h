@@ -8,6 +8,8 @@
 #include <jansson.h>
 #include <stdio.h>
 
+#include "common/buf.h"
+
 #define CTL_VERSION      "0.1.0"
 #define CTL_DEFAULT_ADDR "http://127.0.0.1:7070"
 
@@ -92,11 +94,16 @@ int ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int ctl_getopt(struct ctl_ctx *ctx, int argc, char **argv, const char *shortopts,
                const struct option *longopts);
 
+/* Parses the options of a command that takes only -o and -h. Returns -1
+ * when the command goes on (optind is then the first operand), else the
+ * exit code to return (help printed or usage error reported). */
+int ctl_plain_options(struct ctl_ctx *ctx, int argc, char **argv);
+
 /* http.c: a blocking JSON client for shoald's REST API. */
 
 /* Sends one request to ctx->addr + path and reads the answer.
  *
- * method: "GET", "POST", "PUT", "DELETE". path: starts with '/', already
+ * method: "GET", "POST", "PUT", "PATCH", "DELETE". path: starts with '/', already
  * escaped (see ctl_http_escape). body: borrowed, sent as JSON; NULL for none.
  * out_json: when not NULL, receives the parsed answer of a 2xx (transferred:
  * json_decref), NULL otherwise. status: when not NULL, receives the HTTP
@@ -109,6 +116,23 @@ int ctl_getopt(struct ctl_ctx *ctx, int argc, char **argv, const char *shortopts
  * for an answer above CTL_MAX_ANSWER. */
 int ctl_http_request(struct ctl_ctx *ctx, const char *method, const char *path, json_t *body,
                      json_t **out_json, long *status);
+
+/* A raw answer of ctl_http_send. */
+struct ctl_http_answer {
+    struct common_buf body; /* owned (ctl_http_answer_free): the body of a 2xx, else empty */
+    long status;            /* HTTP status, 0 when no answer came */
+    long long index;        /* the X-Shoal-Index header of a 2xx, -1 when absent */
+};
+
+/* Sends one request like ctl_http_request but keeps the answer's body as
+ * sent, unparsed. ans is always initialised: free it with
+ * ctl_http_answer_free whatever the result. Returns 0 on a 2xx answer, or the
+ * errors of ctl_http_request except -EBADMSG, with ctx->errmsg set. */
+int ctl_http_send(struct ctl_ctx *ctx, const char *method, const char *path, json_t *body,
+                  struct ctl_http_answer *ans);
+
+/* Frees the body of ans and empties it. */
+void ctl_http_answer_free(struct ctl_http_answer *ans);
 
 /* Returns s percent-encoded for use as one path segment (transferred:
  * free()). */
@@ -152,8 +176,16 @@ const char *ctl_json_str(const json_t *root, const char *path, const char *fallb
  * string, quoting words with spaces or quotes (transferred: free()). */
 char *ctl_join_words(const json_t *list);
 
+/* Prints the answers collected by a command that takes several names
+ * (answers: a JSON array, nnames: how many names were given): the one
+ * object when one name was given, else the list. */
+void ctl_print_answers(const json_t *answers, int nnames);
+
 /* Prints the services of list (a JSON array) as the `service ls` table. */
 void ctl_print_service_table(const json_t *list);
+
+/* Prints the nodes of list (a JSON array) as the `node ls` table. */
+void ctl_print_node_table(const json_t *list);
 
 /* spec.c: the flag table shared by `service create` and `service update`. */
 
@@ -216,8 +248,16 @@ void ctl_spec_print_flags(unsigned where, FILE *out, int width);
  * set to "<path>: <reason>" (with line and column for JSON errors). */
 int ctl_read_json_file(const char *path, json_t **out, char *errmsg, size_t errmsg_size);
 
-/* Command handlers (cluster.c, service.c, apply.c). */
+/* Command handlers (cluster.c, node.c, service.c, apply.c). */
 int ctl_cluster_status(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_cluster_join_token(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_cluster_backup(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_node_ls(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_node_inspect(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_node_update(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_node_rm(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_node_promote(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_node_demote(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_service_create(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_service_ls(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_service_inspect(struct ctl_ctx *ctx, int argc, char **argv);

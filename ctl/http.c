@@ -2,6 +2,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/buf.h"
@@ -140,14 +141,14 @@ static void answer_error(struct ctl_ctx *ctx, long status, const struct answer *
 }
 
 /* Parses a 2xx answer into *out. Returns 0 or -EBADMSG with errmsg set. */
-static int parse_answer(struct ctl_ctx *ctx, const struct answer *a, json_t **out)
+static int parse_answer(struct ctl_ctx *ctx, const struct common_buf *body, json_t **out)
 {
     json_error_t jerr;
-    if (a->body.len == 0) {
+    if (body->len == 0) {
         snprintf(ctx->errmsg, sizeof(ctx->errmsg), "shoald at %s sent an empty answer", ctx->addr);
         return -EBADMSG;
     }
-    *out = json_loadb(a->body.data, a->body.len, JSON_DECODE_ANY, &jerr);
+    *out = json_loadb(body->data, body->len, JSON_DECODE_ANY, &jerr);
     if (!*out) {
         snprintf(ctx->errmsg, sizeof(ctx->errmsg), "shoald at %s sent invalid JSON: %s", ctx->addr,
                  jerr.text);
@@ -177,17 +178,34 @@ static void set_options(CURL *c, const char *method, const char *url, const char
     curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
 }
 
-int ctl_http_request(struct ctl_ctx *ctx, const char *method, const char *path, json_t *body,
-                     json_t **out_json, long *status)
+void ctl_http_answer_free(struct ctl_http_answer *ans)
+{
+    common_buf_free(&ans->body);
+    *ans = (struct ctl_http_answer){.index = -1};
+}
+
+/* The value of the X-Shoal-Index header of the answer c just received, -1
+ * when absent or not a number. */
+static long long index_header(CURL *c)
+{
+    struct curl_header *h = NULL;
+    if (curl_easy_header(c, "X-Shoal-Index", 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h->value)
+        return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(h->value, &end, 10);
+    return (end == h->value || *end || errno || v < 0) ? -1 : v;
+}
+
+int ctl_http_send(struct ctl_ctx *ctx, const char *method, const char *path, json_t *body,
+                  struct ctl_http_answer *ans)
 {
     CURL *c = get_handle(ctx);
     char errbuf[CURL_ERROR_SIZE] = "";
     struct answer a = {0};
-    long code = 0;
     int rv = 0;
 
-    if (out_json)
-        *out_json = NULL;
+    *ans = (struct ctl_http_answer){.index = -1};
     if (!ctx->addr) {
         snprintf(ctx->errmsg, sizeof(ctx->errmsg), "no address to send the request to");
         return -EINVAL;
@@ -206,20 +224,36 @@ int ctl_http_request(struct ctl_ctx *ctx, const char *method, const char *path, 
     if (res != CURLE_OK) {
         rv = transport_error(ctx, res, errbuf, &a);
     } else {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-        if (code < 200 || code > 299) {
-            answer_error(ctx, code, &a);
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &ans->status);
+        if (ans->status < 200 || ans->status > 299) {
+            answer_error(ctx, ans->status, &a);
             rv = -EREMOTEIO;
-        } else if (out_json) {
-            rv = parse_answer(ctx, &a, out_json);
+        } else {
+            ans->index = index_header(c);
         }
     }
     /* The handle points to headers, text, errbuf and a until reset; the
      * reset keeps its connection for the next request. */
     curl_easy_reset(c);
     curl_slist_free_all(headers);
-    common_buf_free(&a.body);
+    if (rv == 0)
+        ans->body = a.body;
+    else
+        common_buf_free(&a.body);
+    return rv;
+}
+
+int ctl_http_request(struct ctl_ctx *ctx, const char *method, const char *path, json_t *body,
+                     json_t **out_json, long *status)
+{
+    struct ctl_http_answer ans;
+    if (out_json)
+        *out_json = NULL;
+    int rv = ctl_http_send(ctx, method, path, body, &ans);
+    if (rv == 0 && out_json)
+        rv = parse_answer(ctx, &ans.body, out_json);
     if (status)
-        *status = code;
+        *status = ans.status;
+    ctl_http_answer_free(&ans);
     return rv;
 }

@@ -16,6 +16,24 @@ static const struct ctl_command commands[] = {
     {"cluster", "status", ctl_cluster_status, "[-o json|table]",
      "Show the cluster id, this node, the leader, the Raft index and the members", READ_OUTPUT,
      "Example:\n  shoal cluster status -o json\n", 0},
+    {"cluster", "join-token", ctl_cluster_join_token, "worker|manager [--rotate] [-q] [-o json]",
+     "Show (or rotate) the token a new worker or manager joins with",
+     "--rotate\treplace the token first; the old one stops working\n"
+     "-q, --quiet\tprint only the token\n"
+     "-o, --output json\tprint the server's answer ({\"role\", \"token\"})\n",
+     "Without -q, prints the shoald command that joins a node through the\n"
+     "manager at --addr (fill in DIR and add --name, --listen, --api as needed).\n"
+     "-q wins over -o json.\n"
+     "\nExamples:\n  shoal cluster join-token worker\n"
+     "  shoald --data-dir /var/lib/shoal --join 10.0.0.5:7070 \\\n"
+     "      --token \"$(shoal cluster join-token worker -q)\"\n",
+     0},
+    {"cluster", "backup", ctl_cluster_backup, "FILE",
+     "Save the whole cluster state to FILE (- for stdout), for shoald --restore", NULL,
+     "FILE is written to a temporary file in its directory with mode 0600 and\n"
+     "renamed into place, so it is either the old file or the whole backup.\n"
+     "\nExample:\n  shoal cluster backup /var/backups/shoal-$(date +%F).json\n",
+     0},
     {"service", "create", ctl_service_create,
      "[OPTIONS] [--] [COMMAND [ARG...]]\n       shoal service create -f SPEC.json [OPTIONS]",
      "Create a service from flags, a spec file or both (flags win)",
@@ -42,6 +60,26 @@ static const struct ctl_command commands[] = {
      "Example:\n  shoal service update web --image registry.local/web:2 \\\n"
      "      --env-add LOG=debug --env-rm OLD\n",
      CTL_FLAGS_UPDATE},
+    {"node", "ls", ctl_node_ls, "[-o json|table]", "List the nodes of the cluster", READ_OUTPUT,
+     "Example:\n  shoal node ls\n", 0},
+    {"node", "inspect", ctl_node_inspect, "NODE... [-o json|table]",
+     "Print nodes (by id or name) as JSON (an object for one, a list for several)",
+     "-o, --output FMT\tjson (the default) or table\n", "Example:\n  shoal node inspect w1\n", 0},
+    {"node", "update", ctl_node_update,
+     "NODE [--availability A] [--label-add K=V]... [--label-rm K]... [-o json]",
+     "Change a node's availability or labels, unless it changed meanwhile",
+     "--availability A\tactive, pause (no new tasks) or drain (move tasks away)\n"
+     "--label-add K=V\tadd or change a label (repeatable)\n"
+     "--label-rm K\tremove a label (repeatable)\n" WRITE_OUTPUT,
+     "Example:\n  shoal node update w1 --availability drain --label-add zone=a\n", 0},
+    {"node", "rm", ctl_node_rm, "NODE... [--force] [-o json]", "Remove nodes from the cluster",
+     "-f, --force\tremove a node even when it is ready\n" WRITE_OUTPUT,
+     "Example:\n  shoal node rm --force w3\n", 0},
+    {"node", "promote", ctl_node_promote, "NODE... [-o json]",
+     "Make workers managers (Raft members)", WRITE_OUTPUT, "Example:\n  shoal node promote w1\n",
+     0},
+    {"node", "demote", ctl_node_demote, "NODE... [-o json]", "Make managers workers", WRITE_OUTPUT,
+     "Example:\n  shoal node demote m4\n", 0},
     {NULL, "apply", ctl_apply, "-f FILE [-o json]",
      "Create or replace the services of a spec file (one spec or a list)",
      "-f, --file FILE\tthe spec file (- for stdin)\n" WRITE_OUTPUT,
@@ -99,7 +137,7 @@ static void print_main_usage(FILE *out)
         char name[48];
         snprintf(name, sizeof(name), "%s%s%s", commands[i].group ? commands[i].group : "",
                  commands[i].group ? " " : "", commands[i].name);
-        fprintf(out, "  %-18s %s\n", name, commands[i].summary);
+        fprintf(out, "  %-20s %s\n", name, commands[i].summary);
     }
     fputs("\nRun 'shoal COMMAND --help' for the options of a command.\n"
           "Exit codes: 0 success, 1 error, 2 usage error.\n",
@@ -302,12 +340,26 @@ int ctl_getopt(struct ctl_ctx *ctx, int argc, char **argv, const char *shortopts
     }
 }
 
+static const struct option plain_opts[] = {
+    {"output", required_argument, NULL, 'o'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+int ctl_plain_options(struct ctl_ctx *ctx, int argc, char **argv)
+{
+    int c;
+    while ((c = ctl_getopt(ctx, argc, argv, ":ho:", plain_opts)) >= 0)
+        ;
+    return c == CTL_OPT_STOP ? ctx->exit : -1;
+}
+
 static void print_group_usage(const char *group, FILE *out)
 {
     fprintf(out, "Usage: shoal %s COMMAND [ARGS...]\n\nCommands:\n", group);
     for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
         if (commands[i].group && strcmp(commands[i].group, group) == 0)
-            fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+            fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
     }
     fprintf(out, "\nRun 'shoal %s COMMAND --help' for the options of a command.\n", group);
 }

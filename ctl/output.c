@@ -149,6 +149,14 @@ char *ctl_join_words(const json_t *list)
     return common_buf_take(&b, NULL);
 }
 
+void ctl_print_answers(const json_t *answers, int nnames)
+{
+    if (nnames == 1 && json_array_size(answers) == 1)
+        ctl_print_json(json_array_get(answers, 0));
+    else if (nnames != 1)
+        ctl_print_json(answers);
+}
+
 /* The COMMAND/IMAGE column: the image for runc, else command and args, cut
  * at COMMAND_COLUMN_MAX bytes (on a UTF-8 boundary) with "...". */
 static char *command_column(const json_t *svc)
@@ -192,6 +200,40 @@ void ctl_print_service_table(const json_t *list)
                         json_integer_value(json_object_get(svc, "version")));
         _cleanup_free_ char *cmd = command_column(svc);
         ctl_table_cell(&t, cmd);
+    }
+    ctl_table_print(&t, stdout, 0);
+    ctl_table_free(&t);
+}
+
+/* The MANAGER column of a node: "leader" or its Raft role for a manager,
+ * empty for a worker. */
+static const char *manager_column(const json_t *node)
+{
+    json_t *m = json_object_get(node, "manager");
+    if (!json_is_object(m))
+        return strcmp(ctl_json_str(node, "role", ""), "manager") == 0 ? "-" : "";
+    if (json_is_true(json_object_get(m, "leader")))
+        return "leader";
+    return ctl_json_str(m, "raft_role", "-");
+}
+
+void ctl_print_node_table(const json_t *list)
+{
+    static const char *const headers[] = {"ID",           "NAME",    "ROLE",   "STATUS",
+                                          "AVAILABILITY", "MANAGER", "ADDRESS"};
+    struct ctl_table t;
+    ctl_table_init(&t, ARRAY_SIZE(headers), headers);
+    size_t i;
+    json_t *node;
+    json_array_foreach(list, i, node)
+    {
+        ctl_table_cell(&t, ctl_json_str(node, "id", "?"));
+        ctl_table_cell(&t, ctl_json_str(node, "name", "?"));
+        ctl_table_cell(&t, ctl_json_str(node, "role", "-"));
+        ctl_table_cell(&t, ctl_json_str(node, "status", "-"));
+        ctl_table_cell(&t, ctl_json_str(node, "availability", "-"));
+        ctl_table_cell(&t, manager_column(node));
+        ctl_table_cell(&t, ctl_json_str(node, "api_address", "-"));
     }
     ctl_table_print(&t, stdout, 0);
     ctl_table_free(&t);

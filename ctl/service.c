@@ -6,12 +6,6 @@
 #include "common/util.h"
 #include "ctl/ctl.h"
 
-static const struct option plain_opts[] = {
-    {"output", required_argument, NULL, 'o'},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
-};
-
 /* "/v1/services/<name escaped><suffix>" (transferred: free()). */
 static char *service_path(const char *name, const char *suffix)
 {
@@ -19,26 +13,6 @@ static char *service_path(const char *name, const char *suffix)
     struct common_buf b = {0};
     common_buf_printf(&b, "/v1/services/%s%s", esc, suffix);
     return common_buf_take(&b, NULL);
-}
-
-/* Parses the options of a command that takes only -o and -h. Returns -1
- * when the command goes on, else an exit code. */
-static int plain_options(struct ctl_ctx *ctx, int argc, char **argv)
-{
-    int c;
-    while ((c = ctl_getopt(ctx, argc, argv, ":ho:", plain_opts)) >= 0)
-        ;
-    return c == CTL_OPT_STOP ? ctx->exit : -1;
-}
-
-/* Prints the answers collected by a command that takes several names: the
- * one object when one name was given, else the list. */
-static void print_answers(const json_t *answers, int nnames)
-{
-    if (nnames == 1 && json_array_size(answers) == 1)
-        ctl_print_json(json_array_get(answers, 0));
-    else if (nnames != 1)
-        ctl_print_json(answers);
 }
 
 /* Parses the spec flags of `where` and the extra options of a command into
@@ -158,7 +132,7 @@ int ctl_service_create(struct ctl_ctx *ctx, int argc, char **argv)
 
 int ctl_service_ls(struct ctl_ctx *ctx, int argc, char **argv)
 {
-    int rv = plain_options(ctx, argc, argv);
+    int rv = ctl_plain_options(ctx, argc, argv);
     if (rv >= 0)
         return rv;
     if (optind < argc)
@@ -177,7 +151,7 @@ int ctl_service_ls(struct ctl_ctx *ctx, int argc, char **argv)
 
 int ctl_service_inspect(struct ctl_ctx *ctx, int argc, char **argv)
 {
-    int rv = plain_options(ctx, argc, argv);
+    int rv = ctl_plain_options(ctx, argc, argv);
     if (rv >= 0)
         return rv;
     if (optind >= argc)
@@ -196,13 +170,13 @@ int ctl_service_inspect(struct ctl_ctx *ctx, int argc, char **argv)
     if (ctx->output == CTL_OUT_TABLE)
         ctl_print_service_table(found);
     else
-        print_answers(found, argc - optind);
+        ctl_print_answers(found, argc - optind);
     return rv;
 }
 
 int ctl_service_rm(struct ctl_ctx *ctx, int argc, char **argv)
 {
-    int rv = plain_options(ctx, argc, argv);
+    int rv = ctl_plain_options(ctx, argc, argv);
     if (rv >= 0)
         return rv;
     if (optind >= argc)
@@ -223,7 +197,7 @@ int ctl_service_rm(struct ctl_ctx *ctx, int argc, char **argv)
         json_decref(answer);
     }
     if (ctx->output == CTL_OUT_JSON)
-        print_answers(answers, argc - optind);
+        ctl_print_answers(answers, argc - optind);
     return rv;
 }
 
@@ -256,7 +230,7 @@ static int scale_one(struct ctl_ctx *ctx, const char *name, json_int_t replicas,
 
 int ctl_service_scale(struct ctl_ctx *ctx, int argc, char **argv)
 {
-    int rv = plain_options(ctx, argc, argv);
+    int rv = ctl_plain_options(ctx, argc, argv);
     if (rv >= 0)
         return rv;
     if (optind >= argc)
@@ -277,7 +251,7 @@ int ctl_service_scale(struct ctl_ctx *ctx, int argc, char **argv)
             rv = CTL_EXIT_ERROR;
     }
     if (ctx->output == CTL_OUT_JSON)
-        print_answers(answers, argc - optind);
+        ctl_print_answers(answers, argc - optind);
     return rv;
 }
 
@@ -315,13 +289,19 @@ static int update_one(struct ctl_ctx *ctx, const char *name, const struct ctl_sp
     return CTL_EXIT_OK;
 }
 
+static const struct option update_extra[] = {
+    {"output", required_argument, NULL, 'o'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
 int ctl_service_update(struct ctl_ctx *ctx, int argc, char **argv)
 {
     _cleanup_free_ struct ctl_spec_edit *edits = xcalloc((size_t)argc, sizeof(*edits));
     size_t nedits = 0;
     const char *unused = NULL;
-    int rv = spec_options(ctx, argc, argv, CTL_FLAGS_UPDATE, ":ho:", plain_opts,
-                          ARRAY_SIZE(plain_opts) - 1, edits, &nedits, &unused);
+    int rv = spec_options(ctx, argc, argv, CTL_FLAGS_UPDATE, ":ho:", update_extra,
+                          ARRAY_SIZE(update_extra) - 1, edits, &nedits, &unused);
     if (rv >= 0)
         return rv;
     if (optind >= argc)

@@ -18,6 +18,7 @@ void rs_state_init(struct rs_state *s)
 static void service_free(struct rs_service *svc)
 {
     free(svc->name);
+    free(svc->spec);
     free(svc->body);
     free(svc);
 }
@@ -83,22 +84,44 @@ static void services_changed(struct rs_state *s, uint64_t index)
     s->services_body = NULL;
 }
 
-/* Stores obj (borrowed; its bookkeeping fields are set here) as the
- * service's body. */
-static void service_store(struct rs_service *svc, json_t *obj, uint64_t version,
+/* Assembles the body from the spec text and the numbers. */
+static void service_render(struct rs_service *svc)
+{
+    struct common_buf b = {0};
+    common_buf_append(&b, svc->spec, svc->spec_len - 1); /* without the closing brace */
+    common_buf_printf(&b,
+                      "%s\"replicas\":%lld,\"version\":%llu,\"create_index\":%llu,"
+                      "\"modify_index\":%llu}",
+                      svc->spec_len > 2 ? "," : "", (long long)svc->replicas,
+                      (unsigned long long)svc->version, (unsigned long long)svc->create_index,
+                      (unsigned long long)svc->modify_index);
+    free(svc->body);
+    svc->body = common_buf_take(&b, &svc->body_len);
+}
+
+/* Stores the service described by obj (borrowed, not modified) with the
+ * given bookkeeping. */
+static void service_store(struct rs_service *svc, const json_t *obj, uint64_t version,
                           uint64_t create_index, uint64_t modify_index)
 {
-    json_object_set_new(obj, "version", json_integer((json_int_t)version));
-    json_object_set_new(obj, "create_index", json_integer((json_int_t)create_index));
-    json_object_set_new(obj, "modify_index", json_integer((json_int_t)modify_index));
+    json_t *spec = json_copy((json_t *)obj); /* shallow: only top-level keys go */
+    json_object_del(spec, "replicas");
+    json_object_del(spec, "version");
+    json_object_del(spec, "create_index");
+    json_object_del(spec, "modify_index");
+    free(svc->spec);
+    svc->spec = json_dumps(spec, JSON_COMPACT);
+    json_decref(spec);
+    if (!svc->spec)
+        abort();
+    svc->spec_len = strlen(svc->spec);
+    const char *mode = json_string_value(json_object_get(obj, "mode"));
+    svc->global = mode && strcmp(mode, "global") == 0;
+    svc->replicas = json_integer_value(json_object_get(obj, "replicas"));
     svc->version = version;
     svc->create_index = create_index;
     svc->modify_index = modify_index;
-    free(svc->body);
-    svc->body = json_dumps(obj, JSON_COMPACT);
-    if (!svc->body)
-        abort();
-    svc->body_len = strlen(svc->body);
+    service_render(svc);
 }
 
 static uint64_t obj_uint(const json_t *obj, const char *key)
@@ -202,9 +225,7 @@ static void op_put(struct rs_state *s, const json_t *op, uint64_t index, int cre
         svc->name = xstrdup(name);
         service_insert(s, pos, svc);
     }
-    json_t *obj = json_copy(spec); /* shallow: only top-level keys are set */
-    service_store(svc, obj, version, create_index, index);
-    json_decref(obj);
+    service_store(svc, spec, version, create_index, index);
     services_changed(s, index);
     rs__answer(res, svc->body, svc->body_len, !found);
 }
@@ -237,20 +258,19 @@ static void op_scale(struct rs_state *s, const json_t *op, uint64_t index, struc
         return;
     }
     struct rs_service *svc = s->services[pos];
-    json_t *obj = rs_service_json(svc);
-    const char *mode = json_string_value(json_object_get(obj, "mode"));
-    if (mode && strcmp(mode, "global") == 0) {
+    if (svc->global) {
         rs__refuse(res, API_BAD_REQUEST, "replicas",
                    "service \"%s\" is global: it cannot be scaled", name);
     } else if (!json_is_integer(replicas) || json_integer_value(replicas) < 0) {
         rs__refuse(res, API_BAD_REQUEST, "replicas", "%s", "must be an integer >= 0");
     } else if (cas_ok(op, svc, res)) {
-        json_object_set(obj, "replicas", replicas);
-        service_store(svc, obj, svc->version + 1, svc->create_index, index);
+        svc->replicas = json_integer_value(replicas);
+        svc->version++;
+        svc->modify_index = index;
+        service_render(svc);
         services_changed(s, index);
         rs__answer(res, svc->body, svc->body_len, 0);
     }
-    json_decref(obj);
 }
 
 /* Loads a list of services into s (which holds none). With index > 0 every
@@ -269,11 +289,9 @@ static int services_load(struct rs_state *s, const json_t *services, uint64_t in
             return -EINVAL;
         struct rs_service *svc = xcalloc(1, sizeof(*svc));
         svc->name = xstrdup(name);
-        json_t *copy = json_copy(obj);
-        service_store(svc, copy, obj_uint(obj, "version"),
+        service_store(svc, obj, obj_uint(obj, "version"),
                       index ? index : obj_uint(obj, "create_index"),
                       index ? index : obj_uint(obj, "modify_index"));
-        json_decref(copy);
         service_insert(s, pos, svc);
     }
     return 0;

@@ -9,10 +9,14 @@
 #include "common/util.h"
 #include "raft/fsm.h"
 #include "raft/members.h"
+#include "raft/transport.h"
 
 #define BATCH_MAX_OPS   512
 #define BATCH_MAX_BYTES (4u << 20)
 #define STOP_DRAIN_MS   10000
+/* Group commit: while this many entries are under way, new operations wait
+ * and go out together when one completes. */
+#define MAX_INFLIGHT 2
 
 struct waiter {
     rs_store_submit_cb cb;
@@ -33,7 +37,7 @@ struct rs_store {
     uv_loop_t *loop;
     struct raft raft;
     struct raft_io io;
-    struct raft_uv_transport transport;
+    struct rs_transport transport;
     struct rs_fsm fsm;
     char nonce[17];
     uint64_t seq;
@@ -118,6 +122,8 @@ static void batch_unlink(struct rs_store *st, struct batch *b)
     }
 }
 
+static void flush_check_cb(uv_check_t *check);
+
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {
     struct batch *b = container_of(req, struct batch, req);
@@ -138,6 +144,8 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
     free(b->waiters);
     free(b->results);
     free(b);
+    if (st->pending_n > 0 && !st->stopping)
+        uv_check_start(&st->flush_check, flush_check_cb);
 }
 
 static void fail_waiters(struct waiter *w, size_t n, int status)
@@ -185,7 +193,8 @@ static void flush_check_cb(uv_check_t *check)
 {
     struct rs_store *st = container_of(check, struct rs_store, flush_check);
     uv_check_stop(check);
-    flush(st);
+    if (st->n_inflight < MAX_INFLIGHT)
+        flush(st);
 }
 
 int rs_store_submit(struct rs_store *st, json_t *op, rs_store_submit_cb cb, void *data)
@@ -315,24 +324,22 @@ uint64_t rs_store_last_seen(struct rs_store *st, const char *id)
 
 static int raft_setup(struct rs_store *st, const struct rs_store_config *cfg, char *errmsg)
 {
-    int rv = raft_uv_tcp_init(&st->transport, st->loop);
+    int rv = rs_transport_init(&st->transport, st->loop, cfg->bind_address);
     if (rv != 0) {
         snprintf(errmsg, 256, "raft transport: %s", raft_strerror(rv));
         return -EIO;
     }
-    if (cfg->bind_address && cfg->bind_address[0])
-        raft_uv_tcp_set_bind_address(&st->transport, cfg->bind_address);
-    rv = raft_uv_init(&st->io, st->loop, cfg->dir, &st->transport);
+    rv = raft_uv_init(&st->io, st->loop, cfg->dir, &st->transport.outer);
     if (rv != 0) {
         snprintf(errmsg, 256, "raft log in %s: %s", cfg->dir, st->io.errmsg);
-        raft_uv_tcp_close(&st->transport);
+        rs_transport_close(&st->transport);
         return -EIO;
     }
     rv = raft_init(&st->raft, &st->io, &st->fsm.raft_fsm, cfg->id, cfg->address);
     if (rv != 0) {
         snprintf(errmsg, 256, "raft init: %s", raft_errmsg(&st->raft));
         raft_uv_close(&st->io);
-        raft_uv_tcp_close(&st->transport);
+        rs_transport_close(&st->transport);
         return -EIO;
     }
     return 0;
@@ -427,7 +434,7 @@ static void raft_closed(struct raft *r)
 {
     struct rs_store *st = container_of(r, struct rs_store, raft);
     raft_uv_close(&st->io);
-    raft_uv_tcp_close(&st->transport);
+    rs_transport_close(&st->transport);
     st->flush_check.data = st;
     st->stop_timer.data = st;
     st->leader_timer.data = st;

@@ -13,6 +13,7 @@ import subprocess
 import pytest
 
 import shoaltest
+from clustertest import Cluster
 from shoaltest import SANITIZER_MARKS, SHOALD, Node
 
 
@@ -102,6 +103,84 @@ def snode(shared_nodes, request):
     new_err = n.stderr_text()[offset:]
     if not n.running() or any(m in new_err for m in SANITIZER_MARKS):
         shared_nodes.discard(n)
+
+
+class _NodesOf:
+    """The nodes of some clusters, as they are when iterated (for the
+    report hook, which shows their stderr when a test fails)."""
+
+    def __init__(self, clusters):
+        self.clusters = clusters
+
+    def __iter__(self):
+        for c in self.clusters:
+            yield from c.nodes
+
+
+def _finish_clusters(clusters):
+    problems = []
+    for c in clusters:
+        problems += c.teardown_problems()
+    if problems:
+        for n in _NodesOf(clusters):
+            print(f"---- {n.name} stderr ({n.stderr_path}), last lines ----")
+            print(n.stderr_tail())
+        pytest.fail("; ".join(problems))
+
+
+def _log_level():
+    return os.environ.get("SHOAL_E2E_LOG_LEVEL")
+
+
+@pytest.fixture
+def make_cluster(tmp_path, request):
+    """Factory for started clusters (clustertest.Cluster's arguments: managers,
+    workers, voters, args, first_args); every node of every one is stopped
+    and checked in teardown."""
+    clusters = []
+    request.node._shoal_nodes = _NodesOf(clusters)
+
+    def make(managers=3, workers=0, **kw):
+        kw.setdefault("log_level", _log_level())
+        c = Cluster(tmp_path / f"cluster{len(clusters) + 1}", managers, workers, **kw)
+        clusters.append(c)
+        return c.start()
+
+    yield make
+    _finish_clusters(clusters)
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(tmp_path_factory, request):
+    """One cluster for a module's tests, built from the module's CLUSTER
+    dict (Cluster's arguments; default 3 managers). Stopped and checked
+    after the module."""
+    kw = dict(getattr(request.module, "CLUSTER", {}))
+    kw.setdefault("log_level", _log_level())
+    c = Cluster(tmp_path_factory.mktemp("cluster"), **kw)
+    try:
+        c.start()
+    except BaseException:
+        c.teardown_problems()
+        raise
+    yield c
+    _finish_clusters([c])
+
+
+@pytest.fixture
+def cluster(shared_cluster, request):
+    """The module's shared cluster, healed first (every node that is not
+    retired running, a leader, all ready). A test after which a node
+    crashed or printed a sanitizer report fails in teardown; the next test
+    gets the node restarted."""
+    c = shared_cluster
+    request.node._shoal_nodes = _NodesOf([c])
+    c.heal()
+    marks = c.stderr_marks()
+    yield c
+    problems = c.problems_since(marks)
+    if problems:
+        pytest.fail("; ".join(problems))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -119,6 +119,7 @@ class Node:
         self.bootstrapped = False
         self.stops = []  # (signal, returncode) of every stop, for teardown
         self.unexpected_exits = []  # return codes of exits nobody asked for
+        self.allow_exit = False  # True: exiting by itself is not a problem
         self._token = None
 
     # ---- process control -------------------------------------------------
@@ -179,7 +180,8 @@ class Node:
         if self.proc is not None and self.proc.poll() is not None and not getattr(
                 self.proc, "_e2e_stopped", False):
             self.proc._e2e_stopped = True
-            self.unexpected_exits.append(self.proc.returncode)
+            if not self.allow_exit:
+                self.unexpected_exits.append(self.proc.returncode)
 
     def send_signal(self, sig):
         """Sends sig to shoald's pid (never by name)."""
