@@ -65,7 +65,8 @@ static void nodes_render(struct api_server *srv, const char *arg, struct api__do
     (void)arg;
     struct rs_state *st = rs_store_state(srv->store);
     const struct rs_node **sorted = xcalloc(st->n_nodes + 1, sizeof(*sorted));
-    memcpy(sorted, st->nodes, st->n_nodes * sizeof(*sorted));
+    if (st->n_nodes)
+        memcpy(sorted, st->nodes, st->n_nodes * sizeof(*sorted));
     qsort(sorted, st->n_nodes, sizeof(*sorted), by_name);
     json_t *list = json_array();
     for (size_t i = 0; i < st->n_nodes; i++)
