@@ -118,7 +118,9 @@ int agent_node_load(struct agent_node *n, char *errmsg)
         return -EINVAL;
     }
     rv = read_small_file(n->data_dir, "admin.token", n->token, sizeof(n->token));
-    if (rv == -ENOENT && strcmp(n->role, "worker") == 0)
+    /* Workers never get the admin token, nor does a promoted worker until
+     * its store catches up (the API then takes the cluster's). */
+    if (rv == -ENOENT && !n->bootstrap)
         rv = 0;
     if (rv != 0) {
         snprintf(errmsg, 256, "%s/admin.token: %s", n->data_dir, strerror(-rv));

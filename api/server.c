@@ -186,9 +186,10 @@ static int route_match(const char *pattern, const char *path, char *arg, size_t 
 static int authorized(struct api_server *srv, const struct api_http_req *req)
 {
     const char *auth = req->authorization;
-    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
+    const char *token = api__admin_token(srv);
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0 || !token || !token[0])
         return 0;
-    return common_secret_equal(auth + 7, api__admin_token(srv));
+    return common_secret_equal(auth + 7, token);
 }
 
 static void consistent_cb(void *data, int status)

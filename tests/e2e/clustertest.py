@@ -88,7 +88,7 @@ class ClusterNode(Node):
             cmd += ["--log-level", self.log_level]
         return cmd
 
-    def start(self, wait=True, token=None, via=None, once_args=None):  # pylint: disable=arguments-differ
+    def start(self, wait=True, token=None, via=None, once_args=None):
         """Starts shoald. A first start of a joining node joins through
         `via` (default: a running manager) with `token` (default: the
         cluster's current token for the node's role). wait: until it

@@ -384,8 +384,10 @@ def test_workers_fail_over_to_another_manager(cluster):
 
 
 def test_promote_and_demote(cluster):
-    """A worker promoted becomes a Raft member (a standby: the 3 voters
-    are there); demoted, it is a worker again. Its shoald keeps running."""
+    """A worker promoted becomes a manager that runs Raft itself (a
+    standby: the 3 voters are there): its own GET /v1/cluster answers as
+    itself and it applies the log; demoted, it leaves the Raft
+    configuration and goes on heartbeating as a worker."""
     w = cluster.add("worker", name="w8")
     leader = cluster.leader()
     try:
@@ -393,17 +395,25 @@ def test_promote_and_demote(cluster):
         assert p.returncode == 0, p.stderr
         assert p.stdout == "w8 promoted to manager\n", p.stdout
 
-        def member():
+        def listed_member():
             for m in cluster.running_managers():
                 n = m.nodes()["w8"]
                 if n["role"] != "manager" or n["status"] != "ready" or (
                         (n["manager"] or {}).get("raft_role") not in ("standby", "voter")):
                     return False
             return n
-        n = wait_until(member, 30, 0.1, what="w8 a Raft member after promote")
+        n = wait_until(listed_member, 30, 0.1, what="w8 listed as a Raft member after promote")
         assert n["manager"]["raft_role"] == "standby", n
-        assert any(x["id"] == w.node_id for x in leader.cluster_info()["members"])
+
+        def runs_raft():
+            c = w.cluster_info(timeout=5)
+            return (c["node"]["id"] == w.node_id and c["leader"]["id"] == leader.node_id
+                    and any(x["id"] == w.node_id for x in c["members"]))
+        wait_until(runs_raft, 30, 0.1, what="w8 to run Raft itself (its own /v1/cluster)")
         assert w.running(), "the promoted node's shoald stopped"
+        cluster.write("PUT", "/v1/services/seen-by-w8", spec("seen-by-w8"))
+        wait_until(lambda: "seen-by-w8" in w.service_names(), 10,
+                   what="w8 to apply a write from its own log")
         w.role = "manager"
 
         m = cluster.followers(leader)[0]
@@ -419,10 +429,16 @@ def test_promote_and_demote(cluster):
                     return False
             return True
         wait_until(worker_again, 30, 0.1, what="w8 a worker again, out of the Raft configuration")
-        assert w.running(), "the demoted node's shoald stopped"
         w.role = "worker"
+        # It goes on heartbeating: ready past node_down_after.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            assert leader.nodes()["w8"]["status"] == "ready", "demoted w8 went down"
+            time.sleep(0.2)
+        assert w.running(), "the demoted node's shoald stopped"
     finally:
         w.retired = True
         w.stop()
         cluster.write("DELETE", "/v1/nodes/w8?force=true")
+        cluster.write("DELETE", "/v1/services/seen-by-w8", want=(200, 404))
     cluster.wait_ready()
