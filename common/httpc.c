@@ -2,12 +2,15 @@
  * nodes speak to each other. libcurl would do, but linking it maps its whole
  * TLS stack (libcrypto, gnutls, krb5...): 8 MiB more RSS measured on an idle
  * shoald, against a 2.5 MiB daemon. One connection per request
- * (Connection: close); IPv4 addresses and "localhost" only. */
+ * (Connection: close), by design: no connection reuse. IPv4 addresses and
+ * "localhost" only. Sockets are libuv's, so close-on-exec. */
 #include "common/httpc.h"
 
 #include <errno.h>
 #include <http_parser.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -16,6 +19,7 @@
 
 #define MAX_BODY         (64u << 20)
 #define MAX_HEADER_BYTES (64u << 10)
+#define CONNECT_MS       5000u
 
 struct request {
     struct common_httpc *c; /* NULL for a blocking request */
@@ -27,11 +31,17 @@ struct request {
     struct common_buf out;     /* the request as sent */
     struct common_buf body;    /* response body */
     struct common_buf headers; /* response headers as "Name: value\n" lines */
+    char addr[32];             /* "IP:PORT", for messages */
+    int head;                  /* a HEAD request: the answer has no body */
     int last_was_value;
+    int connected;
+    int cancelled; /* answered -ECANCELED by the timer, at once */
     int done;
     int open_handles;
-    int error;
+    int error; /* a failure found before finish (parser callbacks, connect) */
     char errmsg[256];
+    unsigned timeout_ms;
+    uint64_t started; /* uv_now() when sent */
     long status;
     int64_t id;
     common_httpc_cb cb;
@@ -41,15 +51,13 @@ struct request {
 
 struct common_httpc {
     uv_loop_t *loop;
-    struct request *requests;
+    struct request *requests; /* not answered yet */
     int64_t next_id;
     int closing;
     int open; /* requests not yet freed */
     void (*close_cb)(void *);
     void *close_data;
 };
-
-static http_parser_settings settings;
 
 const char *common_httpc_header(const struct common_httpc_response *res, const char *name)
 {
@@ -108,21 +116,37 @@ static void handle_closed(uv_handle_t *h)
     }
 }
 
-/* Answers the request once (error 0 with its status, or an error) and
- * closes its handles. */
-static void finish(struct request *r, int error, const char *errmsg)
+/* Records why the request failed (r->errmsg, naming the server) unless a
+ * reason is recorded already. */
+__attribute__((format(printf, 3, 4))) static void set_error(struct request *r, int error,
+                                                            const char *fmt, ...)
+{
+    if (r->error)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->errmsg, sizeof(r->errmsg), fmt, ap);
+    va_end(ap);
+    r->error = error;
+}
+
+/* Answers the request once (error 0 with its status, or an error with
+ * r->errmsg; a cancelled request always -ECANCELED) and closes its handles. */
+static void finish(struct request *r, int error)
 {
     if (r->done)
         return;
     r->done = 1;
     if (r->c)
         unlink_request(r->c, r);
-    struct common_httpc_response res = {0};
-    res.error = error;
-    res.status = error ? 0 : r->status;
-    if (error)
-        common_strlcpy(r->errmsg, errmsg, sizeof(r->errmsg));
+    if (r->cancelled || error == -ECANCELED) {
+        error = -ECANCELED;
+        snprintf(r->errmsg, sizeof(r->errmsg), "request to %s: cancelled", r->addr);
+    }
+    struct common_httpc_response res = {.error = error, .status = error ? 0 : r->status};
     res.errmsg = error ? r->errmsg : "";
+    if (error)
+        common_buf_free(&r->body);
     if (!r->body.data)
         common_buf_append(&r->body, "", 0);
     if (!r->headers.data)
@@ -136,15 +160,29 @@ static void finish(struct request *r, int error, const char *errmsg)
     uv_close((uv_handle_t *)&r->timer, handle_closed);
 }
 
+static void fail(struct request *r, int error, const char *what, const char *cause)
+{
+    set_error(r, error, "%s %s: %s", what, r->addr, cause);
+    finish(r, r->error);
+}
+
 static struct request *parser_request(http_parser *p)
 {
     return container_of(p, struct request, parser);
 }
 
+static int headers_too_big(struct request *r, size_t len)
+{
+    if (r->headers.len + len <= MAX_HEADER_BYTES)
+        return 0;
+    set_error(r, -EPROTO, "answer from %s: headers over %u bytes", r->addr, MAX_HEADER_BYTES);
+    return 1;
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     struct request *r = parser_request(p);
-    if (r->headers.len + len > MAX_HEADER_BYTES)
+    if (headers_too_big(r, len))
         return -1;
     if (r->last_was_value || r->headers.len == 0) {
         if (r->headers.len)
@@ -158,7 +196,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     struct request *r = parser_request(p);
-    if (r->headers.len + len > MAX_HEADER_BYTES)
+    if (headers_too_big(r, len))
         return -1;
     if (!r->last_was_value)
         common_buf_puts(&r->headers, ": ");
@@ -167,11 +205,26 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/* A HEAD answer announces a body it does not send (1: skip the body); an
+ * announced body over the cap fails before any of it is read. */
+static int on_headers_complete(http_parser *p)
+{
+    struct request *r = parser_request(p);
+    if (r->head)
+        return 1;
+    if ((p->flags & F_CONTENTLENGTH) && p->content_length > MAX_BODY) {
+        set_error(r, -E2BIG, "answer from %s: body of %llu bytes, over %u", r->addr,
+                  (unsigned long long)p->content_length, MAX_BODY);
+        return -1;
+    }
+    return 0;
+}
+
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct request *r = parser_request(p);
     if (r->body.len + len > MAX_BODY) {
-        r->error = -E2BIG;
+        set_error(r, -E2BIG, "answer from %s: body over %u bytes", r->addr, MAX_BODY);
         return -1;
     }
     common_buf_append(&r->body, at, len);
@@ -182,9 +235,17 @@ static int on_message_complete(http_parser *p)
 {
     struct request *r = parser_request(p);
     r->status = (long)p->status_code;
-    finish(r, 0, "");
+    finish(r, 0);
     return -1; /* stop parsing: the request is answered */
 }
+
+static const http_parser_settings settings = {
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -196,19 +257,20 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct request *r = s->data;
-    if (nread > 0 && !r->done) {
+    if (nread > 0 && !r->done && !r->cancelled) {
         size_t n = http_parser_execute(&r->parser, &settings, buf->base, (size_t)nread);
-        if (!r->done && n != (size_t)nread)
-            finish(r, r->error ? r->error : -EPROTO,
-                   r->error ? "response body too large" : "malformed HTTP response");
-    } else if (nread < 0 && !r->done) {
+        enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
+        if (!r->done && (n != (size_t)nread || e != HPE_OK)) {
+            set_error(r, -EPROTO, "answer from %s: malformed HTTP (%s)", r->addr,
+                      http_errno_description(e));
+            finish(r, r->error);
+        }
+    } else if (nread < 0 && !r->done && !r->cancelled) {
         /* EOF may end a response without Content-Length. */
         if (nread == UV_EOF)
             http_parser_execute(&r->parser, &settings, NULL, 0);
-        if (!r->done)
-            finish(r, -EIO,
-                   nread == UV_EOF ? "connection closed before the answer"
-                                   : uv_strerror((int)nread));
+        fail(r, -EIO, "answer from",
+             nread == UV_EOF ? "connection closed before the answer" : uv_strerror((int)nread));
     }
     free(buf->base);
 }
@@ -216,35 +278,49 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void write_cb(uv_write_t *w, int status)
 {
     struct request *r = container_of(w, struct request, write);
-    if (status != 0 && !r->done)
-        finish(r, -EIO, uv_strerror(status));
+    if (status != 0 && status != UV_ECANCELED && !r->done)
+        fail(r, -EIO, "request to", uv_strerror(status));
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+    struct request *r = t->data;
+    if (!r->cancelled && !r->connected)
+        set_error(r, -ETIMEDOUT, "connect to %s: timed out", r->addr);
+    else if (!r->cancelled)
+        set_error(r, -ETIMEDOUT, "request to %s: no answer within %u ms", r->addr, r->timeout_ms);
+    finish(r, r->error);
 }
 
 static void connect_cb(uv_connect_t *req, int status)
 {
     struct request *r = container_of(req, struct request, connect);
-    if (r->done)
+    if (r->done || r->cancelled)
         return;
     if (status != 0) {
-        finish(r, status == UV_ECONNREFUSED ? -ECONNREFUSED : -EIO, uv_strerror(status));
+        int error = status == UV_ECONNREFUSED ? -ECONNREFUSED
+                    : status == UV_ETIMEDOUT  ? -ETIMEDOUT
+                                              : -EIO;
+        fail(r, error, "connect to", uv_strerror(status));
         return;
     }
+    r->connected = 1;
+    uint64_t spent = uv_now(r->timer.loop) - r->started;
+    if (r->timeout_ms > CONNECT_MS)
+        uv_timer_start(&r->timer, timer_cb, spent < r->timeout_ms ? r->timeout_ms - spent : 0, 0);
     uv_buf_t b = uv_buf_init(r->out.data, (unsigned)r->out.len);
-    uv_read_start((uv_stream_t *)&r->tcp, alloc_cb, read_cb);
-    if (uv_write(&r->write, (uv_stream_t *)&r->tcp, &b, 1, write_cb) != 0)
-        finish(r, -EIO, "write failed");
+    int rv = uv_read_start((uv_stream_t *)&r->tcp, alloc_cb, read_cb);
+    if (rv == 0)
+        rv = uv_write(&r->write, (uv_stream_t *)&r->tcp, &b, 1, write_cb);
+    if (rv != 0)
+        fail(r, -EIO, "request to", uv_strerror(rv));
 }
 
-static void timer_cb(uv_timer_t *t)
+/* Parses http://HOST:PORT/PATH into an address (and r->addr) and the path. */
+static int parse_url(struct request *r, const char *url, struct sockaddr_in *sa, const char **path,
+                     char *host, size_t host_size)
 {
-    finish(t->data, -ETIMEDOUT, "timed out");
-}
-
-/* Parses http://HOST:PORT/PATH into an address and the path. */
-static int parse_url(const char *url, struct sockaddr_in *sa, const char **path, char *host,
-                     size_t host_size)
-{
-    if (strncmp(url, "http://", 7) != 0)
+    if (strncmp(url, "http://", 7) != 0 || strpbrk(url, " \r\n"))
         return -EINVAL;
     const char *h = url + 7;
     const char *slash = strchr(h, '/');
@@ -254,56 +330,66 @@ static int parse_url(const char *url, struct sockaddr_in *sa, const char **path,
         return -EINVAL;
     memcpy(host, h, hlen);
     host[hlen] = '\0';
-    char *colon = strrchr(host, ':');
-    int port = colon ? atoi(colon + 1) : 80;
-    char ip[64];
-    common_strlcpy(ip, host, sizeof(ip));
-    if (colon)
-        ip[colon - host] = '\0';
+    char *colon = strrchr(host, ':'), *end = NULL, ip[64];
+    long port = colon ? strtol(colon + 1, &end, 10) : 80;
+    size_t iplen = colon ? (size_t)(colon - host) : hlen;
+    if (iplen >= sizeof(ip))
+        return -EINVAL;
+    memcpy(ip, host, iplen);
+    ip[iplen] = '\0';
     if (strcmp(ip, "localhost") == 0)
         common_strlcpy(ip, "127.0.0.1", sizeof(ip));
-    return port > 0 && port < 65536 && uv_ip4_addr(ip, port, sa) == 0 ? 0 : -EINVAL;
+    if ((end && *end) || port <= 0 || port >= 65536 || uv_ip4_addr(ip, (int)port, sa) != 0)
+        return -EINVAL;
+    snprintf(r->addr, sizeof(r->addr), "%s:%ld", ip, port);
+    return 0;
 }
 
-static void build_request(struct request *r, const char *method, const char *path, const char *host,
-                          const char *const *headers, const char *body, size_t body_len)
+/* Writes the request into r->out; -EINVAL when a header would split it. */
+static int build_request(struct request *r, const char *method, const char *path, const char *host,
+                         const char *const *headers, const char *body, size_t body_len)
 {
     common_buf_printf(&r->out, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", method, path,
                       host);
-    for (size_t i = 0; headers && headers[i]; i++)
+    for (size_t i = 0; headers && headers[i]; i++) {
+        if (strpbrk(headers[i], "\r\n"))
+            return -EINVAL;
         common_buf_printf(&r->out, "%s\r\n", headers[i]);
+    }
     common_buf_printf(&r->out, "Content-Length: %zu\r\n\r\n", body ? body_len : 0);
     if (body)
         common_buf_append(&r->out, body, body_len);
+    return 0;
 }
 
+/* Checks the arguments, then connects; any later failure is answered from
+ * the loop. Returns 0, or -EINVAL with nothing started. */
 static int request_start(struct request *r, uv_loop_t *loop, const char *method, const char *url,
                          const char *const *headers, const char *body, size_t body_len,
                          unsigned timeout_ms)
 {
-    settings = (http_parser_settings){
-        .on_header_field = on_header_field,
-        .on_header_value = on_header_value,
-        .on_body = on_body,
-        .on_message_complete = on_message_complete,
-    };
     struct sockaddr_in sa;
     const char *path;
     char host[256];
-    if (parse_url(url, &sa, &path, host, sizeof(host)) != 0)
+    if (!method || !*method || strpbrk(method, " \r\n") || !url || (!body && body_len > 0) ||
+        parse_url(r, url, &sa, &path, host, sizeof(host)) != 0 ||
+        build_request(r, method, path, host, headers, body, body_len) != 0)
         return -EINVAL;
-    build_request(r, method, path, host, headers, body, body_len);
+    r->head = strcmp(method, "HEAD") == 0;
+    r->timeout_ms = timeout_ms;
     http_parser_init(&r->parser, HTTP_RESPONSE);
     uv_tcp_init(loop, &r->tcp);
     uv_timer_init(loop, &r->timer);
     r->tcp.data = r->timer.data = r;
     r->open_handles = 2;
-    uv_timer_start(&r->timer, timer_cb, timeout_ms, 0);
+    r->started = uv_now(loop);
+    uv_timer_start(&r->timer, timer_cb, timeout_ms < CONNECT_MS ? timeout_ms : CONNECT_MS, 0);
     int rv = uv_tcp_connect(&r->connect, &r->tcp, (const struct sockaddr *)&sa, connect_cb);
     if (rv != 0) {
         /* Answered from the loop, as promised: the timer fires at once. */
+        set_error(r, rv == UV_ECONNREFUSED ? -ECONNREFUSED : -EIO, "connect to %s: %s", r->addr,
+                  uv_strerror(rv));
         uv_timer_start(&r->timer, timer_cb, 0, 0);
-        r->error = rv;
     }
     return 0;
 }
@@ -322,6 +408,8 @@ int64_t common_httpc_request(struct common_httpc *c, const char *method, const c
 {
     if (c->closing)
         return -ECANCELED;
+    if (!cb)
+        return -EINVAL;
     struct request *r = xcalloc(1, sizeof(*r));
     r->c = c;
     r->cb = cb;
@@ -341,7 +429,12 @@ void common_httpc_cancel(struct common_httpc *c, int64_t id)
 {
     for (struct request *r = c->requests; r; r = r->next) {
         if (r->id == id) {
-            finish(r, -ECANCELED, "cancelled");
+            /* Stop the exchange now; the timer answers from the loop. */
+            if (!r->cancelled) {
+                r->cancelled = 1;
+                uv_read_stop((uv_stream_t *)&r->tcp);
+                uv_timer_start(&r->timer, timer_cb, 0, 0);
+            }
             return;
         }
     }
@@ -349,11 +442,13 @@ void common_httpc_cancel(struct common_httpc *c, int64_t id)
 
 void common_httpc_close(struct common_httpc *c, void (*cb)(void *data), void *data)
 {
+    if (c->closing)
+        return;
     c->closing = 1;
     c->close_cb = cb;
     c->close_data = data;
     while (c->requests)
-        finish(c->requests, -ECANCELED, "cancelled");
+        finish(c->requests, -ECANCELED);
     if (c->open == 0) {
         free(c);
         if (cb)
@@ -381,21 +476,29 @@ int common_httpc_request_sync(const char *method, const char *url, const char *c
                               const char *body, size_t body_len, unsigned timeout_ms, long *status,
                               char **out_body, char *errmsg)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
     struct sync_result s = {0};
+    errmsg[0] = '\0';
+    *status = 0;
+    *out_body = NULL;
+    uv_loop_t loop;
+    int rv = uv_loop_init(&loop);
+    if (rv != 0) {
+        snprintf(errmsg, 256, "event loop: %s", uv_strerror(rv));
+        return rv;
+    }
     struct request *r = xcalloc(1, sizeof(*r));
     r->cb = sync_cb;
     r->data = &s;
-    int rv = request_start(r, &loop, method, url, headers, body, body_len, timeout_ms);
+    rv = request_start(r, &loop, method, url, headers, body, body_len, timeout_ms);
     if (rv != 0) {
         request_free(r);
-        snprintf(errmsg, 256, "%s: not an http://IP:PORT/ URL", url);
+        snprintf(errmsg, 256, "%s: not a valid request to an http://IP:PORT/ URL",
+                 url ? url : "(no URL)");
     } else {
         uv_run(&loop, UV_RUN_DEFAULT);
         rv = s.error;
         if (rv != 0)
-            snprintf(errmsg, 256, "%s: %s", url, s.errmsg);
+            snprintf(errmsg, 256, "%s %s: %s", method, url, s.errmsg);
     }
     uv_loop_close(&loop);
     *status = s.status;
