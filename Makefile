@@ -44,6 +44,10 @@ SHOAL  := $(BUILD)/shoal
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
+# Keep intermediate objects (make would delete them and print it after the
+# test summary line).
+.SECONDARY:
+
 .PHONY: all deps test unit e2e bench demo demo-stop format format-check clean
 all: $(SHOALD) $(SHOAL)
 
