@@ -27,7 +27,7 @@ static void usage(FILE *f)
             "  --node-down-after D       with --bootstrap: node down after (default 3s)\n"
             "  --force-new-cluster       after quorum loss: continue alone with this node's state\n"
             "  --restore FILE            with --bootstrap: start from a backup\n"
-            "  --election-timeout D      Raft election timeout (default 1s)\n"
+            "  --election-timeout D      Raft election timeout (default 750ms)\n"
             "  --heartbeat-timeout D     Raft heartbeat interval (default 100ms)\n"
             "  --log-level LEVEL         error, warn, info, debug or trace (default info)\n"
             "  -h, --help                this help\n"

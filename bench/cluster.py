@@ -163,7 +163,7 @@ def main():
     print(f"{'killed worker marked down (defaults 1s/3s):':<52} "
           f"{int((time.time() - t0) * 1000):>8} ms")
     stop_all()
-    failover((), "kill -9 leader -> first write acked (1000/100 ms):")
+    failover((), "kill -9 leader -> first write acked (defaults 750/100 ms):")
     stop_all()
     failover(("--election-timeout", "200ms", "--heartbeat-timeout", "20ms"),
              "kill -9 leader -> first write acked (200/20 ms):")

@@ -374,10 +374,11 @@ int rs_store_start(struct rs_store **out, uv_loop_t *loop, const struct rs_store
     uv_timer_start(&st->leader_timer, leader_tick, 10, 10);
     st->handles_open = 3;
     raft_set_pre_vote(&st->raft, true);
-    raft_set_election_timeout(&st->raft,
-                              cfg->election_timeout_ms ? cfg->election_timeout_ms : 1000);
-    raft_set_heartbeat_timeout(&st->raft,
-                               cfg->heartbeat_timeout_ms ? cfg->heartbeat_timeout_ms : 100);
+    raft_set_election_timeout(&st->raft, cfg->election_timeout_ms ? cfg->election_timeout_ms
+                                                                  : RS_STORE_DEFAULT_ELECTION_MS);
+    raft_set_heartbeat_timeout(&st->raft, cfg->heartbeat_timeout_ms
+                                              ? cfg->heartbeat_timeout_ms
+                                              : RS_STORE_DEFAULT_HEARTBEAT_MS);
     if (cfg->bootstrap) {
         struct raft_configuration conf;
         raft_configuration_init(&conf);
