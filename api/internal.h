@@ -67,6 +67,11 @@ void api__serve_get(struct api__call *call, api__index_cb index_cb, api__render_
  * object (transferred) or NULL with err set. */
 json_t *api__parse_body(struct api__call *call, struct api_err *err);
 
+/* Reads ?index=N of a compare-and-set write into op's "cas". Returns 0
+ * (present or not), or -1 after answering a bad value (op is then still the
+ * caller's to free). */
+int api__query_cas(struct api__call *call, json_t *op);
+
 /* Submits one store operation (transferred) and answers the call with the
  * result: `ok_status` (or 201 when the operation created the object). */
 void api__submit(struct api__call *call, json_t *op, int ok_status);

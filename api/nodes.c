@@ -132,22 +132,6 @@ static void node_submit(struct api__call *call, json_t *op)
         api__reply_error(call, API_NO_LEADER, NULL, "no leader: this node is not the leader");
 }
 
-static int query_index(struct api__call *call, json_t *op)
-{
-    char value[32];
-    int has = api_http_query(call->req, "index", value, sizeof(value));
-    if (has == 0)
-        return 0;
-    char *end;
-    long long v = has > 0 ? strtoll(value, &end, 10) : -1;
-    if (has < 0 || !value[0] || *end || v < 0) {
-        api__reply_error(call, API_BAD_REQUEST, "index", "must be a non-negative integer");
-        return -1;
-    }
-    json_object_set_new(op, "cas", json_integer(v));
-    return 0;
-}
-
 static int labels_valid(struct api__call *call, const json_t *labels)
 {
     const char *k;
@@ -200,7 +184,7 @@ void api__node_patch(struct api__call *call)
             goto out;
         }
     }
-    if (query_index(call, op) == 0) {
+    if (api__query_cas(call, op) == 0) {
         node_submit(call, op);
         op = NULL;
     }
@@ -233,7 +217,7 @@ void api__node_delete(struct api__call *call)
         return;
     }
     json_t *op = json_pack("{s:s, s:s}", "op", "node.remove", "id", n->id);
-    if (query_index(call, op) != 0) {
+    if (api__query_cas(call, op) != 0) {
         json_decref(op);
         return;
     }

@@ -133,6 +133,22 @@ json_t *api__parse_body(struct api__call *call, struct api_err *err)
     return root;
 }
 
+int api__query_cas(struct api__call *call, json_t *op)
+{
+    char value[32];
+    int has = api_http_query(call->req, "index", value, sizeof(value));
+    if (has == 0)
+        return 0;
+    char *end;
+    long long v = has > 0 ? strtoll(value, &end, 10) : -1;
+    if (has < 0 || !value[0] || *end || v < 0) {
+        api__reply_error(call, API_BAD_REQUEST, "index", "must be a non-negative integer");
+        return -1;
+    }
+    json_object_set_new(op, "cas", json_integer(v));
+    return 0;
+}
+
 static void submit_cb(void *data, struct rs_op_result *res)
 {
     struct api__call *call = data;

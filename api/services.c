@@ -60,24 +60,6 @@ void api__service_get(struct api__call *call)
     api__serve_get(call, one_index, one_render);
 }
 
-/* Reads ?index=N for a compare-and-set write: returns 1 and sets *cas when
- * present, 0 when absent, -1 after answering a bad value. */
-static int query_cas(struct api__call *call, json_int_t *cas)
-{
-    char value[32];
-    int has = api_http_query(call->req, "index", value, sizeof(value));
-    if (has == 0)
-        return 0;
-    char *end;
-    long long v = has > 0 ? strtoll(value, &end, 10) : -1;
-    if (has < 0 || !value[0] || *end || v < 0) {
-        api__reply_error(call, API_BAD_REQUEST, "index", "must be a non-negative integer");
-        return -1;
-    }
-    *cas = v;
-    return 1;
-}
-
 /* Parses and validates the body as a spec; answers the call on error. */
 static json_t *body_spec(struct api__call *call, const char *path_name)
 {
@@ -117,10 +99,6 @@ void api__services_create(struct api__call *call)
 
 void api__service_put(struct api__call *call)
 {
-    json_int_t cas = 0;
-    int has_cas = query_cas(call, &cas);
-    if (has_cas < 0)
-        return;
     if (!api_spec_name_valid(call->arg)) {
         api__reply_error(call, API_BAD_REQUEST, "name", "\"%s\" is not a valid service name",
                          call->arg);
@@ -130,20 +108,20 @@ void api__service_put(struct api__call *call)
     if (!spec)
         return;
     json_t *op = json_pack("{s:s, s:o}", "op", "service.put", "spec", spec);
-    if (has_cas)
-        json_object_set_new(op, "cas", json_integer(cas));
+    if (api__query_cas(call, op) != 0) {
+        json_decref(op);
+        return;
+    }
     api__submit(call, op, 200);
 }
 
 void api__service_delete(struct api__call *call)
 {
-    json_int_t cas = 0;
-    int has_cas = query_cas(call, &cas);
-    if (has_cas < 0)
-        return;
     json_t *op = json_pack("{s:s, s:s}", "op", "service.delete", "name", call->arg);
-    if (has_cas)
-        json_object_set_new(op, "cas", json_integer(cas));
+    if (api__query_cas(call, op) != 0) {
+        json_decref(op);
+        return;
+    }
     api__submit(call, op, 200);
 }
 

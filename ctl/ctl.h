@@ -94,6 +94,21 @@ int ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int ctl_getopt(struct ctl_ctx *ctx, int argc, char **argv, const char *shortopts,
                const struct option *longopts);
 
+/* objects.c: a collection under /v1 (services, nodes). */
+struct ctl_collection {
+    const char *path;                  /* "/v1/services" */
+    const char *what;                  /* "service", for messages */
+    const char *operand;               /* "service name", for usage errors */
+    void (*table)(const json_t *list); /* prints a list as a table */
+};
+
+/* "<path>/<name escaped><suffix>" (transferred: free()). */
+char *ctl_object_path(const struct ctl_collection *c, const char *name, const char *suffix);
+/* `ls`: GET the collection, print it as JSON or a table. */
+int ctl_object_ls(const struct ctl_collection *c, struct ctl_ctx *ctx, int argc, char **argv);
+/* `inspect NAME...`: GET each, print them as JSON or a table. */
+int ctl_object_inspect(const struct ctl_collection *c, struct ctl_ctx *ctx, int argc, char **argv);
+
 /* Parses the options of a command that takes only -o and -h. Returns -1
  * when the command goes on (optind is then the first operand), else the
  * exit code to return (help printed or usage error reported). */

@@ -6,58 +6,23 @@
 #include "common/util.h"
 #include "ctl/ctl.h"
 
-/* "/v1/nodes/<node escaped><suffix>" (transferred: free()). NODE is an id or
- * a name: shoald resolves both. */
-static char *node_path(const char *node, const char *suffix)
+/* NODE is an id or a name: shoald resolves both. */
+static const struct ctl_collection nodes = {"/v1/nodes", "node", "node id or name",
+                                            ctl_print_node_table};
+
+static char *node_path(const char *name, const char *suffix)
 {
-    _cleanup_free_ char *esc = ctl_http_escape(node);
-    struct common_buf b = {0};
-    common_buf_printf(&b, "/v1/nodes/%s%s", esc, suffix);
-    return common_buf_take(&b, NULL);
+    return ctl_object_path(&nodes, name, suffix);
 }
 
 int ctl_node_ls(struct ctl_ctx *ctx, int argc, char **argv)
 {
-    int rv = ctl_plain_options(ctx, argc, argv);
-    if (rv >= 0)
-        return rv;
-    if (optind < argc)
-        return ctl_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
-    json_auto_t *list = NULL;
-    if (ctl_http_request(ctx, "GET", "/v1/nodes", NULL, &list, NULL) < 0)
-        return ctl_error("%s", ctx->errmsg);
-    if (!json_is_array(list))
-        return ctl_error("shoald answered something else than a list of nodes");
-    if (ctx->output == CTL_OUT_JSON)
-        ctl_print_json(list);
-    else
-        ctl_print_node_table(list);
-    return CTL_EXIT_OK;
+    return ctl_object_ls(&nodes, ctx, argc, argv);
 }
 
 int ctl_node_inspect(struct ctl_ctx *ctx, int argc, char **argv)
 {
-    int rv = ctl_plain_options(ctx, argc, argv);
-    if (rv >= 0)
-        return rv;
-    if (optind >= argc)
-        return ctl_usage_error(ctx, "give at least one node id or name");
-    json_auto_t *found = json_array();
-    rv = CTL_EXIT_OK;
-    for (int i = optind; i < argc; i++) {
-        _cleanup_free_ char *path = node_path(argv[i], "");
-        json_t *node = NULL;
-        if (ctl_http_request(ctx, "GET", path, NULL, &node, NULL) < 0) {
-            rv = ctl_error("%s: %s", argv[i], ctx->errmsg);
-            continue;
-        }
-        json_array_append_new(found, node);
-    }
-    if (ctx->output == CTL_OUT_TABLE)
-        ctl_print_node_table(found);
-    else
-        ctl_print_answers(found, argc - optind);
-    return rv;
+    return ctl_object_inspect(&nodes, ctx, argc, argv);
 }
 
 /* The flags of `node update`, applied with the spec machinery to an object

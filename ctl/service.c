@@ -7,12 +7,12 @@
 #include "ctl/ctl.h"
 
 /* "/v1/services/<name escaped><suffix>" (transferred: free()). */
+static const struct ctl_collection services = {"/v1/services", "service", "service name",
+                                               ctl_print_service_table};
+
 static char *service_path(const char *name, const char *suffix)
 {
-    _cleanup_free_ char *esc = ctl_http_escape(name);
-    struct common_buf b = {0};
-    common_buf_printf(&b, "/v1/services/%s%s", esc, suffix);
-    return common_buf_take(&b, NULL);
+    return ctl_object_path(&services, name, suffix);
 }
 
 /* Parses the spec flags of `where` and the extra options of a command into
@@ -132,46 +132,12 @@ int ctl_service_create(struct ctl_ctx *ctx, int argc, char **argv)
 
 int ctl_service_ls(struct ctl_ctx *ctx, int argc, char **argv)
 {
-    int rv = ctl_plain_options(ctx, argc, argv);
-    if (rv >= 0)
-        return rv;
-    if (optind < argc)
-        return ctl_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
-    json_auto_t *list = NULL;
-    if (ctl_http_request(ctx, "GET", "/v1/services", NULL, &list, NULL) < 0)
-        return ctl_error("%s", ctx->errmsg);
-    if (!json_is_array(list))
-        return ctl_error("shoald answered something else than a list of services");
-    if (ctx->output == CTL_OUT_JSON)
-        ctl_print_json(list);
-    else
-        ctl_print_service_table(list);
-    return CTL_EXIT_OK;
+    return ctl_object_ls(&services, ctx, argc, argv);
 }
 
 int ctl_service_inspect(struct ctl_ctx *ctx, int argc, char **argv)
 {
-    int rv = ctl_plain_options(ctx, argc, argv);
-    if (rv >= 0)
-        return rv;
-    if (optind >= argc)
-        return ctl_usage_error(ctx, "give at least one service name");
-    json_auto_t *found = json_array();
-    rv = CTL_EXIT_OK;
-    for (int i = optind; i < argc; i++) {
-        _cleanup_free_ char *path = service_path(argv[i], "");
-        json_t *svc = NULL;
-        if (ctl_http_request(ctx, "GET", path, NULL, &svc, NULL) < 0) {
-            rv = ctl_error("%s: %s", argv[i], ctx->errmsg);
-            continue;
-        }
-        json_array_append_new(found, svc);
-    }
-    if (ctx->output == CTL_OUT_TABLE)
-        ctl_print_service_table(found);
-    else
-        ctl_print_answers(found, argc - optind);
-    return rv;
+    return ctl_object_inspect(&services, ctx, argc, argv);
 }
 
 int ctl_service_rm(struct ctl_ctx *ctx, int argc, char **argv)
