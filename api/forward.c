@@ -7,6 +7,7 @@
 
 #include "api/internal.h"
 #include "common/httpc.h"
+#include "common/units.h"
 #include "common/util.h"
 
 #define FORWARD_TIMEOUT_MS 30000
@@ -73,6 +74,20 @@ static void forward_cb(void *data, const struct common_httpc_response *res)
     forward_finish(f);
 }
 
+/* A blocking query may be held for its whole wait: the forward waits that
+ * long and a little more. */
+static unsigned forward_timeout(const struct api_http_req *req)
+{
+    char value[64];
+    if (api_http_query(req, "index", value, sizeof(value)) <= 0)
+        return FORWARD_TIMEOUT_MS;
+    int64_t wait_ms = 300000; /* the default wait of a blocking query */
+    if (api_http_query(req, "wait", value, sizeof(value)) > 0 &&
+        common_parse_duration(value, &wait_ms) != 0)
+        wait_ms = 0;
+    return (unsigned)(wait_ms < 600000 ? wait_ms : 600000) + FORWARD_TIMEOUT_MS;
+}
+
 void api__forward(struct api__call *call, const char *addr, int wait_applied)
 {
     struct api_http_req *req = call->req;
@@ -96,7 +111,7 @@ void api__forward(struct api__call *call, const char *addr, int wait_applied)
     f->timer.data = f;
     int64_t id =
         common_httpc_request(call->srv->httpc, http_method_str(req->method), url, headers,
-                             req->body.data, req->body.len, FORWARD_TIMEOUT_MS, forward_cb, f);
+                             req->body.data, req->body.len, forward_timeout(req), forward_cb, f);
     if (id < 0) {
         api__reply_error(call, API_INTERNAL, NULL, "cannot forward the request");
         uv_close((uv_handle_t *)&f->timer, forward_closed);
