@@ -442,3 +442,35 @@ def test_promote_and_demote(cluster):
         cluster.write("DELETE", "/v1/nodes/w8?force=true")
         cluster.write("DELETE", "/v1/services/seen-by-w8", want=(200, 404))
     cluster.wait_ready()
+
+
+def test_blocking_query_through_a_worker(cluster):
+    """A worker forwards a blocking query to a manager; it is held there and
+    answers when the service changes."""
+    import threading
+
+    w = cluster.workers[0]
+    cluster.write("POST", "/v1/services", spec("bq-worker"))
+    st, hdrs, _ = w.api("GET", "/v1/services/bq-worker", token=cluster.admin_token)
+    assert st == 200
+    index = int(hdrs["X-Shoal-Index"])
+    got = {}
+
+    def watch():
+        got["answer"] = w.api("GET", f"/v1/services/bq-worker?index={index}&wait=20s",
+                              token=cluster.admin_token, timeout=40)
+        got["at"] = time.time()
+
+    t = threading.Thread(target=watch)
+    t.start()
+    time.sleep(0.5)
+    assert "answer" not in got, "the blocking query did not block"
+    changed_at = time.time()
+    cluster.write("POST", "/v1/services/bq-worker/scale", {"replicas": 4})
+    t.join(30)
+    assert not t.is_alive()
+    st, hdrs, body = got["answer"]
+    assert st == 200 and body["replicas"] == 4, (st, body)
+    assert int(hdrs["X-Shoal-Index"]) > index
+    assert got["at"] - changed_at < 15
+    cluster.write("DELETE", "/v1/services/bq-worker")
