@@ -47,8 +47,10 @@ static uint64_t cluster_index(struct api_server *srv, const char *arg)
     return rs_store_state(srv->store)->index;
 }
 
-static void cluster_render(struct api_server *srv, const char *arg, struct api__doc *doc)
+static void cluster_render(struct api__call *call, struct api__doc *doc)
 {
+    struct api_server *srv = call->srv;
+    const char *arg = call->arg;
     (void)arg;
     struct raft *r = rs_store_raft(srv->store);
     raft_id leader_id = 0;

@@ -49,7 +49,7 @@ struct api__doc {
     uint64_t index;
 };
 
-typedef void (*api__render_cb)(struct api_server *srv, const char *arg, struct api__doc *doc);
+typedef void (*api__render_cb)(struct api__call *call, struct api__doc *doc);
 typedef uint64_t (*api__index_cb)(struct api_server *srv, const char *arg);
 
 /* Answers and frees the call. */
@@ -114,5 +114,7 @@ void api__cluster_join(struct api__call *call);
 void api__join_token_get(struct api__call *call);
 void api__join_token_rotate(struct api__call *call);
 void api__cluster_backup(struct api__call *call);
+void api__tasks_list(struct api__call *call);
+void api__task_get(struct api__call *call);
 
 #endif

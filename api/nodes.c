@@ -60,8 +60,10 @@ static void doc_json(struct api__doc *doc, int status, json_t *body, uint64_t in
     doc->index = index;
 }
 
-static void nodes_render(struct api_server *srv, const char *arg, struct api__doc *doc)
+static void nodes_render(struct api__call *call, struct api__doc *doc)
 {
+    struct api_server *srv = call->srv;
+    const char *arg = call->arg;
     (void)arg;
     struct rs_state *st = rs_store_state(srv->store);
     const struct rs_node **sorted = xcalloc(st->n_nodes + 1, sizeof(*sorted));
@@ -75,8 +77,10 @@ static void nodes_render(struct api_server *srv, const char *arg, struct api__do
     doc_json(doc, 200, list, st->nodes_index);
 }
 
-static void node_render_one(struct api_server *srv, const char *key, struct api__doc *doc)
+static void node_render_one(struct api__call *call, struct api__doc *doc)
 {
+    struct api_server *srv = call->srv;
+    const char *key = call->arg;
     struct rs_state *st = rs_store_state(srv->store);
     const struct rs_node *n = rs_state_node(st, key);
     if (n)

@@ -44,6 +44,8 @@ static const struct route routes[] = {
     {HTTP_POST, "/v1/nodes/{}/promote", api__node_promote, ROUTE_LEADER},
     {HTTP_POST, "/v1/nodes/{}/demote", api__node_demote, ROUTE_LEADER},
     {HTTP_POST, "/v1/nodes/{}/heartbeat", api__node_heartbeat, ROUTE_OPEN | ROUTE_LEADER},
+    {HTTP_GET, "/v1/tasks", api__tasks_list, 0},
+    {HTTP_GET, "/v1/tasks/{}", api__task_get, 0},
 };
 
 const char *api__admin_token(struct api_server *srv)

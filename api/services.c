@@ -13,8 +13,10 @@ static uint64_t list_index(struct api_server *srv, const char *arg)
     return rs_store_state(srv->store)->services_index;
 }
 
-static void list_render(struct api_server *srv, const char *arg, struct api__doc *doc)
+static void list_render(struct api__call *call, struct api__doc *doc)
 {
+    struct api_server *srv = call->srv;
+    const char *arg = call->arg;
     (void)arg;
     struct rs_state *st = rs_store_state(srv->store);
     doc->status = 200;
@@ -29,8 +31,10 @@ static uint64_t one_index(struct api_server *srv, const char *name)
     return svc ? svc->modify_index : st->services_index;
 }
 
-static void one_render(struct api_server *srv, const char *name, struct api__doc *doc)
+static void one_render(struct api__call *call, struct api__doc *doc)
 {
+    struct api_server *srv = call->srv;
+    const char *name = call->arg;
     struct rs_state *st = rs_store_state(srv->store);
     const struct rs_service *svc = rs_state_service(st, name);
     if (svc) {

@@ -23,7 +23,7 @@ struct api__waiter {
 static void answer(struct api__call *call, api__render_cb render)
 {
     struct api__doc doc = {0};
-    render(call->srv, call->arg, &doc);
+    render(call, &doc);
     api__reply(call, doc.status, doc.index, doc.body, doc.len);
     free(doc.owned);
 }

@@ -13,6 +13,8 @@
 void rs_state_init(struct rs_state *s)
 {
     memset(s, 0, sizeof(*s));
+    s->tasks = json_object();
+    s->pending = json_object();
 }
 
 static void service_free(struct rs_service *svc)
@@ -46,6 +48,8 @@ void rs_state_close(struct rs_state *s)
 {
     services_free(s);
     rs__nodes_free(s);
+    json_decref(s->tasks);
+    json_decref(s->pending);
     memset(s, 0, sizeof(*s));
 }
 
@@ -345,6 +349,7 @@ static const struct {
     {"node.remove", rs__op_node_remove},
     {"node.role", rs__op_node_role},
     {"members.reset", rs__op_members_reset},
+    {"tasks.plan", rs__op_tasks_plan},
 };
 
 void rs_state_apply_op(struct rs_state *s, const json_t *op, uint64_t index,
@@ -398,6 +403,12 @@ char *rs_state_encode(const struct rs_state *s, size_t *len)
     }
     common_buf_puts(&b, "]");
     rs__nodes_encode(s, &b);
+    char *tasks = json_dumps(s->tasks, JSON_COMPACT);
+    char *pending = json_dumps(s->pending, JSON_COMPACT);
+    common_buf_printf(&b, ",\"tasks_index\":%llu,\"tasks\":%s,\"pending\":%s",
+                      (unsigned long long)s->tasks_index, tasks, pending);
+    free(tasks);
+    free(pending);
     common_buf_puts(&b, "}");
     return common_buf_take(&b, len);
 }
@@ -417,6 +428,13 @@ int rs_state_decode(struct rs_state *s, const char *buf, size_t len)
     rs_state_init(&fresh);
     fresh.index = obj_uint(root, "index");
     fresh.services_index = obj_uint(root, "services_index");
+    json_t *tasks = json_object_get(root, "tasks");
+    json_t *pending = json_object_get(root, "pending");
+    if (json_is_object(tasks))
+        json_object_update(fresh.tasks, tasks);
+    if (json_is_object(pending))
+        json_object_update(fresh.pending, pending);
+    fresh.tasks_index = obj_uint(root, "tasks_index");
     if (services_load(&fresh, services, 0) != 0 || rs__nodes_decode(&fresh, root) != 0) {
         rs_state_close(&fresh);
         json_decref(root);

@@ -56,6 +56,13 @@ struct rs_state {
     size_t n_nodes;
     size_t cap_nodes;
     uint64_t nodes_index; /* Raft index of the last change to any node or the cluster */
+    /* Tasks by id (owned object of task objects: id, service, slot, node,
+     * version, desired_state, state, message, create_index, modify_index),
+     * and per service the replicas the scheduler could not place (owned
+     * object: service -> [{slot, node, reason}]). */
+    json_t *tasks;
+    json_t *pending;
+    uint64_t tasks_index;
 };
 
 /* The result of one operation, filled by rs_state_apply_op. */
@@ -89,6 +96,8 @@ void rs_state_close(struct rs_state *s);
  *   {"op": "node.remove", "id": ID, "cas": N?}
  *   {"op": "node.role", "id": ID, "role": "manager"|"worker"}
  *   {"op": "members.reset", "keep": ID}  (removes every other manager)
+ *   {"op": "tasks.plan", "create": [{id, service, slot, node, version}],
+ *    "stop": [{id, orphaned}], "pending": {SERVICE: [{slot, node, reason}]}}
  * SPEC must already be canonical (api_spec_normalize). */
 void rs_state_apply_op(struct rs_state *s, const json_t *op, uint64_t index,
                        struct rs_op_result *res);

@@ -9,6 +9,7 @@
 #include "common/util.h"
 #include "raft/fsm.h"
 #include "raft/members.h"
+#include "raft/reconcile.h"
 #include "raft/transport.h"
 
 #define BATCH_MAX_OPS   512
@@ -69,6 +70,7 @@ struct rs_store {
     rs_store_leader_cb leader_cb;
     void *leader_data;
     struct rs_members members;
+    struct rs_reconciler reconciler;
     uint64_t members_tick_ms;
     struct raft_transfer transfer;
     int transfer_state; /* 0 not asked, 1 under way, 2 done */
@@ -274,6 +276,7 @@ static void barrier_cb(struct raft_barrier *req, int status)
         st->leader_ready = 1;
         LOGI("raft: leader of term %llu, ready", (unsigned long long)st->raft.current_term);
         rs_members_leader_start(&st->members, common_now_ms());
+        rs_reconciler_reset(&st->reconciler);
         if (st->leader_cb)
             st->leader_cb(st->leader_data);
         if (st->change_cb)
@@ -302,6 +305,7 @@ static void leader_tick(uv_timer_t *t)
     if (leader && st->leader_ready && !st->stopping && now - st->members_tick_ms >= 100) {
         st->members_tick_ms = now;
         rs_members_tick(&st->members, now);
+        rs_reconciler_tick(&st->reconciler, now);
     }
 }
 
@@ -353,6 +357,7 @@ int rs_store_start(struct rs_store **out, uv_loop_t *loop, const struct rs_store
     st->pending_ops = json_array();
     rs_fsm_init(&st->fsm);
     rs_members_init(&st->members, st);
+    rs_reconciler_init(&st->reconciler, st);
     st->fsm.raft = &st->raft;
     st->fsm.claim = claim;
     st->fsm.changed = changed;

@@ -1,0 +1,114 @@
+#include "raft/reconcile.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "raft/store.h"
+#include "scheduler/from_json.h"
+
+#define PERIOD_MS 5000
+
+void rs_reconciler_init(struct rs_reconciler *r, struct rs_store *store)
+{
+    memset(r, 0, sizeof(*r));
+    r->store = store;
+}
+
+void rs_reconciler_reset(struct rs_reconciler *r)
+{
+    r->planned_at = 0;
+}
+
+static void plan_done(void *data, struct rs_op_result *res)
+{
+    struct rs_reconciler *r = data;
+    r->in_flight = 0;
+    if (res->err.code != API_OK)
+        LOGW("reconcile: plan not committed: %s", res->err.msg);
+}
+
+/* The state as the scheduler's JSON input (transferred arrays). */
+static void gather(const struct rs_state *st, json_t **services, json_t **nodes, json_t **tasks)
+{
+    *services = json_array();
+    for (size_t i = 0; i < st->n_services; i++)
+        json_array_append_new(*services, rs_service_json(st->services[i]));
+    *nodes = json_array();
+    for (size_t i = 0; i < st->n_nodes; i++)
+        json_array_append(*nodes, st->nodes[i]->obj);
+    *tasks = json_array();
+    const char *id;
+    json_t *t;
+    json_object_foreach((json_t *)st->tasks, id, t)
+    {
+        /* Tasks told to stop are gone as far as placement goes once they
+         * ended; until a node reports that, they keep their reservation. */
+        json_array_append(*tasks, t);
+    }
+}
+
+static json_t *plan_op(const struct sch_plan *p)
+{
+    json_t *create = json_array(), *stop = json_array(), *pending = json_object();
+    for (size_t i = 0; i < p->n_creates; i++) {
+        char id[26];
+        memcpy(id, "t", 2);
+        common_random_hex(id + 1, 12);
+        const struct sch_create *c = &p->creates[i];
+        json_array_append_new(create, json_pack("{s:s, s:s, s:i, s:s, s:I}", "id", id, "service",
+                                                c->service, "slot", (int)c->slot, "node", c->node,
+                                                "version", (json_int_t)c->version));
+    }
+    for (size_t i = 0; i < p->n_stops; i++)
+        json_array_append_new(stop, json_pack("{s:s, s:b}", "id", p->stops[i].task, "orphaned",
+                                              p->stops[i].orphaned));
+    for (size_t i = 0; i < p->n_unplaced; i++) {
+        const struct sch_unplaced *u = &p->unplaced[i];
+        json_t *list = json_object_get(pending, u->service);
+        if (!list)
+            json_object_set_new(pending, u->service, list = json_array());
+        json_array_append_new(list, json_pack("{s:i, s:s, s:s}", "slot", (int)u->slot, "node",
+                                              u->node ? u->node : "", "reason", u->reason));
+    }
+    return json_pack("{s:s, s:o, s:o, s:o}", "op", "tasks.plan", "create", create, "stop", stop,
+                     "pending", pending);
+}
+
+void rs_reconciler_tick(struct rs_reconciler *r, uint64_t now_ms)
+{
+    struct rs_state *st = rs_store_state(r->store);
+    /* A round re-reads the whole state: pace rounds to 5 times their cost
+     * (with 10,000 services a round takes ~200 ms), so that a stream of
+     * writes cannot keep the leader planning. */
+    uint64_t gap = now_ms - r->last_run_ms;
+    if (r->in_flight || !st->cluster || gap < 5 * r->last_cost_ms ||
+        (st->index == r->planned_at && gap < PERIOD_MS))
+        return;
+    r->planned_at = st->index;
+    r->last_run_ms = now_ms;
+    json_t *services, *nodes, *tasks;
+    gather(st, &services, &nodes, &tasks);
+    struct sch_json_input in = {0};
+    struct sch_plan plan = {0};
+    if (sch_input_from_json(services, nodes, tasks, &in) != 0) {
+        LOGW("reconcile: %s", in.errmsg);
+    } else if (sch_plan_compute(&in.in, &plan) != 0) {
+        LOGW("reconcile: %s", plan.errmsg);
+    } else {
+        json_t *op = plan_op(&plan);
+        int changed = plan.n_creates || plan.n_stops ||
+                      !json_equal(json_object_get(op, "pending"), st->pending);
+        if (changed && rs_store_submit(r->store, op, plan_done, r) == 0)
+            r->in_flight = 1;
+        else if (changed == 0)
+            json_decref(op);
+    }
+    sch_plan_free(&plan);
+    sch_json_input_free(&in);
+    json_decref(services);
+    json_decref(nodes);
+    json_decref(tasks);
+    r->last_cost_ms = common_now_ms() - now_ms;
+}
