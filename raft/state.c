@@ -308,14 +308,16 @@ static void op_restore(struct rs_state *s, const json_t *op, uint64_t index,
     rs_state_init(&fresh);
     json_t *services = json_object_get(op, "services");
     if (!json_is_array(services) || services_load(&fresh, services, index) != 0) {
-        services_free(&fresh);
+        rs_state_close(&fresh);
         rs__refuse(res, API_BAD_REQUEST, "services", "%s", "malformed command: services.restore");
         return;
     }
     services_free(s);
-    s->services = fresh.services;
+    s->services = TAKE_PTR(fresh.services);
     s->n_services = fresh.n_services;
     s->cap_services = fresh.cap_services;
+    fresh.n_services = 0;
+    rs_state_close(&fresh);
     services_changed(s, index);
     rs__answer_json(res, json_pack("{s:I}", "restored", (json_int_t)s->n_services));
 }
