@@ -109,6 +109,14 @@ int ctl_object_ls(const struct ctl_collection *c, struct ctl_ctx *ctx, int argc,
 /* `inspect NAME...`: GET each, print them as JSON or a table. */
 int ctl_object_inspect(const struct ctl_collection *c, struct ctl_ctx *ctx, int argc, char **argv);
 
+/* Writes an edited object back with ?index=<index> (compare-and-set), by
+ * method (PUT, PATCH) to path; a 409 says the object changed meanwhile.
+ * Prints the answer like ctl_object_print_written. Returns an exit code. */
+int ctl_object_write_back(const struct ctl_collection *c, struct ctl_ctx *ctx, const char *method,
+                          const char *path, const char *name, json_int_t index, json_t *body);
+/* Prints a written object: as JSON with -o json, else its name. */
+void ctl_object_print_written(struct ctl_ctx *ctx, const json_t *obj, const char *name);
+
 /* Parses the options of a command that takes only -o and -h. Returns -1
  * when the command goes on (optind is then the first operand), else the
  * exit code to return (help printed or usage error reported). */

@@ -103,27 +103,11 @@ static int update_one(struct ctl_ctx *ctx, const char *name, const struct ctl_sp
     if (rv != 0)
         return rv;
 
-    json_auto_t *updated = NULL;
     if (json_object_size(body) == 0) {
-        updated = json_incref(node); /* nothing changes: nothing is sent */
-    } else {
-        struct common_buf patch = {0};
-        common_buf_printf(&patch, "%s?index=%" JSON_INTEGER_FORMAT, path,
-                          json_integer_value(index));
-        long status = 0;
-        int err = ctl_http_request(ctx, "PATCH", patch.data, body, &updated, &status);
-        common_buf_free(&patch);
-        if (err < 0 && status == 409)
-            return ctl_error("%s: %s; the node changed since it was read: run the update again",
-                             name, ctx->errmsg);
-        if (err < 0)
-            return ctl_error("%s: %s", name, ctx->errmsg);
+        ctl_object_print_written(ctx, node, name); /* nothing changes: nothing is sent */
+        return CTL_EXIT_OK;
     }
-    if (ctx->output == CTL_OUT_JSON)
-        ctl_print_json(updated);
-    else
-        printf("%s\n", ctl_json_str(updated, "name", name));
-    return CTL_EXIT_OK;
+    return ctl_object_write_back(&nodes, ctx, "PATCH", path, name, json_integer_value(index), body);
 }
 
 int ctl_node_update(struct ctl_ctx *ctx, int argc, char **argv)

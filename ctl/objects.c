@@ -1,6 +1,7 @@
 /* What `service` and `node` share: a collection under /v1, listed and
  * inspected the same way, each with its own table. */
 #include <getopt.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/buf.h"
@@ -57,4 +58,30 @@ int ctl_object_inspect(const struct ctl_collection *c, struct ctl_ctx *ctx, int 
     else
         ctl_print_answers(found, argc - optind);
     return rv;
+}
+
+int ctl_object_write_back(const struct ctl_collection *c, struct ctl_ctx *ctx, const char *method,
+                          const char *path, const char *name, json_int_t index, json_t *body)
+{
+    struct common_buf url = {0};
+    common_buf_printf(&url, "%s?index=%" JSON_INTEGER_FORMAT, path, index);
+    json_auto_t *updated = NULL;
+    long status = 0;
+    int err = ctl_http_request(ctx, method, url.data, body, &updated, &status);
+    common_buf_free(&url);
+    if (err < 0 && status == 409)
+        return ctl_error("%s: %s; the %s changed since it was read: run the update again", name,
+                         ctx->errmsg, c->what);
+    if (err < 0)
+        return ctl_error("%s: %s", name, ctx->errmsg);
+    ctl_object_print_written(ctx, updated, name);
+    return CTL_EXIT_OK;
+}
+
+void ctl_object_print_written(struct ctl_ctx *ctx, const json_t *obj, const char *name)
+{
+    if (ctx->output == CTL_OUT_JSON)
+        ctl_print_json(obj);
+    else
+        printf("%s\n", ctl_json_str(obj, "name", name));
 }

@@ -237,22 +237,7 @@ static int update_one(struct ctl_ctx *ctx, const char *name, const struct ctl_sp
     if (rv != 0)
         return rv;
 
-    struct common_buf put = {0};
-    common_buf_printf(&put, "%s?index=%" JSON_INTEGER_FORMAT, path, json_integer_value(index));
-    json_auto_t *updated = NULL;
-    long status = 0;
-    int err = ctl_http_request(ctx, "PUT", put.data, svc, &updated, &status);
-    common_buf_free(&put);
-    if (err < 0 && status == 409)
-        return ctl_error("%s: %s; the service changed since it was read: run the update again",
-                         name, ctx->errmsg);
-    if (err < 0)
-        return ctl_error("%s: %s", name, ctx->errmsg);
-    if (ctx->output == CTL_OUT_JSON)
-        ctl_print_json(updated);
-    else
-        printf("%s\n", ctl_json_str(updated, "name", name));
-    return CTL_EXIT_OK;
+    return ctl_object_write_back(&services, ctx, "PUT", path, name, json_integer_value(index), svc);
 }
 
 static const struct option update_extra[] = {
