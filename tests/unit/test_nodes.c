@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "common/util.h"
+#include "tests/unit/quoted_json.h"
 #include "raft/state.h"
 
 static uint64_t next_index = 1;
@@ -18,12 +19,7 @@ static uint64_t next_index = 1;
  * the answer body (transferred) in *body when body is not NULL. */
 static enum api_code apply(struct rs_state *s, const char *quoted, json_t **body)
 {
-    _cleanup_free_ char *text = xstrdup(quoted);
-    for (char *p = text; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    json_t *op = json_loads(text, 0, NULL);
-    assert_non_null(op);
+    json_t *op = parse(quoted);
     struct rs_op_result res;
     rs_state_apply_op(s, op, next_index++, &res);
     json_decref(op);

@@ -15,26 +15,12 @@
 
 #include "common/buf.h"
 #include "common/util.h"
+#include "tests/unit/quoted_json.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/from_json.h"
 #include "tests/unit/sched_plan_text.h"
 
 #define MIB (INT64_C(1) << 20)
-
-/* Parses JSON written with ' for " (NULL for NULL). */
-static json_t *parse(const char *text)
-{
-    if (!text)
-        return NULL;
-    _cleanup_free_ char *s = xstrdup(text);
-    for (char *c = s; *c; c++)
-        *c = *c == '\'' ? '"' : *c;
-    json_error_t e;
-    json_t *j = json_loads(s, 0, &e);
-    if (!j)
-        fail_msg("bad test JSON: %s: %s", e.text, s);
-    return j;
-}
 
 static void test_constraints(void **state)
 {

@@ -13,20 +13,7 @@
 
 #include "api/spec.h"
 #include "common/util.h"
-
-/* Specs in the tables are written with ' for " to stay readable. */
-static json_t *parse(const char *quoted)
-{
-    _cleanup_free_ char *text = xstrdup(quoted);
-    for (char *p = text; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    json_error_t jerr;
-    json_t *j = json_loads(text, JSON_DECODE_ANY, &jerr);
-    if (!j)
-        fail_msg("bad test JSON %s: %s", quoted, jerr.text);
-    return j;
-}
+#include "tests/unit/quoted_json.h"
 
 /* Follows a dotted path ("task.restart.delay") through objects. */
 static const json_t *get_path(const json_t *j, const char *path)

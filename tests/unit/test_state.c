@@ -16,23 +16,10 @@
 
 #include "api/spec.h"
 #include "common/util.h"
+#include "tests/unit/quoted_json.h"
 #include "raft/state.h"
 
 #define NO_CAS INT64_MIN
-
-/* JSON in the tables is written with ' for " to stay readable. */
-static json_t *parse(const char *quoted)
-{
-    _cleanup_free_ char *text = xstrdup(quoted);
-    for (char *p = text; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    json_error_t jerr;
-    json_t *j = json_loads(text, JSON_DECODE_ANY, &jerr);
-    if (!j)
-        fail_msg("bad test JSON %s: %s", quoted, jerr.text);
-    return j;
-}
 
 /* A canonical spec named name with the extra fields extra ("'mode':
  * 'global'", NULL for none), as the API hands it to the store. */
