@@ -41,6 +41,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 SHOALD := $(BUILD)/shoald
 SHOAL  := $(BUILD)/shoal
+MONITOR := $(BUILD)/shoal-monitor
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
@@ -49,7 +50,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 .SECONDARY:
 
 .PHONY: all deps test unit e2e bench demo demo-stop format format-check clean
-all: $(SHOALD) $(SHOAL)
+all: $(SHOALD) $(SHOAL) $(MONITOR)
 
 deps:
 	@sh scripts/deps.sh
@@ -69,6 +70,10 @@ $(SHOALD): $(call obj,agent/main.c $(DAEMON_SRC) $(COMMON_SRC))
 $(SHOAL): $(call obj,$(CTL_SRC) $(COMMON_SRC))
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(CTL_LIBS)
 
+# The per-task monitor: plain libc, static (ASan cannot link statically).
+$(MONITOR): $(call obj,$(wildcard agent/monitor/*.c))
+	$(CC) $(LDFLAGS) $(if $(filter 0,$(SANITIZE)),-static) -o $@ $^
+
 $(BUILD)/tests/%: $(call obj,tests/unit/%.c) $(call obj,$(DAEMON_SRC) $(COMMON_SRC))
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
@@ -82,13 +87,13 @@ test: unit e2e
 unit: $(UNIT_BINS) | deps
 	@sh tests/run_unit.sh $(UNIT_BINS)
 
-e2e: $(SHOALD) $(SHOAL) | deps
+e2e: $(SHOALD) $(SHOAL) $(MONITOR) | deps
 	SHOAL_BUILD=$(abspath $(BUILD)) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
 
-bench: $(SHOALD) $(SHOAL) $(BENCH_BINS) | deps
+bench: $(SHOALD) $(SHOAL) $(MONITOR) $(BENCH_BINS) | deps
 	SHOAL_BUILD=$(abspath $(BUILD)) sh bench/run.sh
 
-demo: $(SHOALD) $(SHOAL) | deps
+demo: $(SHOALD) $(SHOAL) $(MONITOR) | deps
 	SHOAL_BUILD=$(abspath $(BUILD)) sh examples/demo.sh start
 
 demo-stop:

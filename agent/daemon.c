@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "agent/heartbeat.h"
+#include "agent/supervisor.h"
 #include "api/server.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -223,6 +224,17 @@ static void heartbeat_stopped(void *data)
         store_stopped(d);
 }
 
+static void supervisor_stopped(void *data)
+{
+    struct daemon *d = data;
+    d->supervisor = NULL;
+    if (d->heartbeat)
+        agent_heartbeat_stop(d->heartbeat, heartbeat_stopped, d);
+    else
+        heartbeat_stopped(d);
+}
+
+/* Tasks keep running: the next shoald finds them again. */
 void agent_daemon_shutdown(struct daemon *d)
 {
     if (d->stopping)
@@ -230,7 +242,9 @@ void agent_daemon_shutdown(struct daemon *d)
     d->stopping = 1;
     if (d->api)
         api_server_stop_accepting(d->api);
-    if (d->heartbeat)
+    if (d->supervisor)
+        agent_supervisor_stop(d->supervisor, supervisor_stopped, d);
+    else if (d->heartbeat)
         agent_heartbeat_stop(d->heartbeat, heartbeat_stopped, d);
     else
         heartbeat_stopped(d);

@@ -37,6 +37,7 @@ struct daemon {
     struct rs_store *store; /* managers only */
     struct api_server *api;
     struct agent_heartbeat *heartbeat;
+    struct agent_supervisor *supervisor;
     int manager;
     const struct options *opts;
     json_t *restore_services; /* from --restore, submitted once leader */

@@ -33,6 +33,11 @@ const char *agent_heartbeat_manager(struct agent_heartbeat *hb)
     return n ? json_string_value(json_array_get(hb->node->managers, hb->current % n)) : NULL;
 }
 
+void agent_heartbeat_failover(struct agent_heartbeat *hb)
+{
+    hb->current++;
+}
+
 /* Takes the manager list of an answer; saves it when it changed. */
 static void learn_managers(struct agent_heartbeat *hb, json_t *managers)
 {

@@ -22,6 +22,9 @@ int agent_heartbeat_start(struct agent_heartbeat **out, uv_loop_t *loop, struct 
 /* The API address of the manager heartbeats currently go to, or NULL. */
 const char *agent_heartbeat_manager(struct agent_heartbeat *hb);
 
+/* Moves to the next known manager (another module found this one dead). */
+void agent_heartbeat_failover(struct agent_heartbeat *hb);
+
 /* Stops, frees, then calls cb. */
 void agent_heartbeat_stop(struct agent_heartbeat *hb, void (*cb)(void *data), void *data);
 

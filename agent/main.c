@@ -12,7 +12,9 @@
 
 #include "agent/daemon.h"
 #include "agent/heartbeat.h"
+#include "agent/supervisor.h"
 #include "agent/join.h"
+#include "agent/logs.h"
 #include "api/server.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -91,6 +93,21 @@ static const char *current_manager(void *data)
     return d->heartbeat ? agent_heartbeat_manager(d->heartbeat) : NULL;
 }
 
+/* The supervisor's manager: a manager watches its own store; a worker the
+ * manager its heartbeats go to. */
+static const char *supervisor_manager(void *data)
+{
+    struct daemon *d = data;
+    return d->manager ? d->node.api_address : current_manager(d);
+}
+
+static void supervisor_manager_failed(void *data)
+{
+    struct daemon *d = data;
+    if (!d->manager && d->heartbeat)
+        agent_heartbeat_failover(d->heartbeat);
+}
+
 static int start(struct daemon *d, const struct options *o, char *errmsg)
 {
     int rv = node_setup(d, o, errmsg);
@@ -110,10 +127,16 @@ static int start(struct daemon *d, const struct options *o, char *errmsg)
         .raft_address = d->node.raft_address,
         .manager_cb = current_manager,
         .manager_data = d,
+        .credential = d->node.credential,
+        .node_logs = agent_logs_query,
+        .node_logs_data = &d->node,
     };
     rv = api_server_start(&d->api, &d->loop, d->store, &acfg, errmsg);
     if (rv == 0)
         rv = agent_heartbeat_start(&d->heartbeat, &d->loop, &d->node, agent_daemon_on_role, d);
+    struct agent_supervisor_managers managers = {supervisor_manager, supervisor_manager_failed, d};
+    if (rv == 0)
+        rv = agent_supervisor_start(&d->supervisor, &d->loop, &d->node, &managers, errmsg);
     if (rv != 0 && !errmsg[0])
         snprintf(errmsg, 256, "start: %s", strerror(-rv));
     return rv;

@@ -75,10 +75,13 @@ static void forward_cb(void *data, const struct common_httpc_response *res)
 }
 
 /* A blocking query may be held for its whole wait: the forward waits that
- * long and a little more. */
+ * long and a little more. So may POST /v1/logs (its wait is in the body). */
 static unsigned forward_timeout(const struct api_http_req *req)
 {
     char value[64];
+    if (req->method == HTTP_POST &&
+        (strcmp(req->path, "/v1/logs") == 0 || strcmp(req->path, "/v1/logs/") == 0))
+        return FORWARD_TIMEOUT_MS + API_LOGS_MAX_WAIT_MS;
     if (api_http_query(req, "index", value, sizeof(value)) <= 0)
         return FORWARD_TIMEOUT_MS;
     int64_t wait_ms = 300000; /* the default wait of a blocking query */

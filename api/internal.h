@@ -11,8 +11,11 @@
 #include "api/server.h"
 
 struct api__waiter;
+struct api__node_read;
+struct api__fanout;
 
 struct common_httpc;
+struct rs_node;
 
 struct api_server {
     uv_loop_t *loop;
@@ -28,6 +31,11 @@ struct api_server {
     char *raft_address;
     char *listen;
     struct api__waiter *waiters; /* parked blocking queries */
+    char *credential;            /* this node's credential */
+    api_node_logs_cb node_logs;
+    void *node_logs_data;
+    struct api__node_read *node_reads; /* parked POST /v1/node/logs reads (logs.c) */
+    struct api__fanout *fanouts;       /* POST /v1/logs waiting for nodes (logs.c) */
     int closing;
 };
 
@@ -114,7 +122,21 @@ void api__cluster_join(struct api__call *call);
 void api__join_token_get(struct api__call *call);
 void api__join_token_rotate(struct api__call *call);
 void api__cluster_backup(struct api__call *call);
+/* Checks that the call comes from the node named by call->arg (its id and
+ * its credential as a bearer token). Returns the node (borrowed, valid until
+ * the next apply), or NULL after answering 401. */
+const struct rs_node *api__node_auth(struct api__call *call);
+void api__node_tasks_get(struct api__call *call);
+void api__node_tasks_report(struct api__call *call);
 void api__tasks_list(struct api__call *call);
 void api__task_get(struct api__call *call);
+
+/* logs.c: POST /v1/logs (managers) and POST /v1/node/logs (every node). */
+#define API_LOGS_MAX_WAIT_MS 30000 /* the longest wait of either */
+void api__logs(struct api__call *call);
+void api__node_logs(struct api__call *call);
+/* Answers every parked log read and every POST /v1/logs still waiting for
+ * nodes (with what it has); cancels their requests to other nodes. */
+void api__logs_release(struct api_server *srv);
 
 #endif

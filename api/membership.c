@@ -196,17 +196,25 @@ void api__join_token_rotate(struct api__call *call)
                 200);
 }
 
-void api__node_heartbeat(struct api__call *call)
+const struct rs_node *api__node_auth(struct api__call *call)
 {
-    struct api_server *srv = call->srv;
-    const struct rs_node *n = rs_state_node(rs_store_state(srv->store), call->arg);
+    const struct rs_node *n = rs_state_node(rs_store_state(call->srv->store), call->arg);
     const char *auth = call->req->authorization;
     if (!n || strcmp(n->id, call->arg) != 0 || !auth || strncasecmp(auth, "Bearer ", 7) != 0 ||
         !common_secret_equal(auth + 7, n->credential)) {
         api__reply_error(call, API_UNAUTHORIZED, NULL,
                          "unknown node or wrong credential: this node is not in the cluster");
-        return;
+        return NULL;
     }
+    return n;
+}
+
+void api__node_heartbeat(struct api__call *call)
+{
+    struct api_server *srv = call->srv;
+    const struct rs_node *n = api__node_auth(call);
+    if (!n)
+        return;
     rs_store_heartbeat(srv->store, n->id);
     json_t *ans =
         json_pack("{s:o, s:s}", "managers", managers_list(srv), "role", rs_node_str(n, "role"));

@@ -15,6 +15,7 @@
 enum route_flags {
     ROUTE_OPEN = 1,   /* no admin token: open, or authenticated by the handler */
     ROUTE_LEADER = 2, /* runs on the leader: a follower forwards it */
+    ROUTE_LOCAL = 4,  /* about this node: served here, also by a worker */
 };
 
 struct route {
@@ -25,7 +26,7 @@ struct route {
 };
 
 static const struct route routes[] = {
-    {HTTP_GET, "/v1/health", api__health, ROUTE_OPEN},
+    {HTTP_GET, "/v1/health", api__health, ROUTE_OPEN | ROUTE_LOCAL},
     {HTTP_GET, "/v1/cluster", api__cluster_get, 0},
     {HTTP_POST, "/v1/cluster/join", api__cluster_join, ROUTE_OPEN | ROUTE_LEADER},
     {HTTP_GET, "/v1/cluster/join-token/{}", api__join_token_get, 0},
@@ -44,8 +45,12 @@ static const struct route routes[] = {
     {HTTP_POST, "/v1/nodes/{}/promote", api__node_promote, ROUTE_LEADER},
     {HTTP_POST, "/v1/nodes/{}/demote", api__node_demote, ROUTE_LEADER},
     {HTTP_POST, "/v1/nodes/{}/heartbeat", api__node_heartbeat, ROUTE_OPEN | ROUTE_LEADER},
+    {HTTP_GET, "/v1/nodes/{}/tasks", api__node_tasks_get, ROUTE_OPEN},
+    {HTTP_POST, "/v1/nodes/{}/tasks", api__node_tasks_report, ROUTE_OPEN | ROUTE_LEADER},
     {HTTP_GET, "/v1/tasks", api__tasks_list, 0},
     {HTTP_GET, "/v1/tasks/{}", api__task_get, 0},
+    {HTTP_POST, "/v1/logs", api__logs, 0},
+    {HTTP_POST, "/v1/node/logs", api__node_logs, ROUTE_OPEN | ROUTE_LOCAL},
 };
 
 const char *api__admin_token(struct api_server *srv)
@@ -247,7 +252,7 @@ static void handle(struct api_http_req *req, void *data)
         api__reply_error(call, API_NOT_FOUND, NULL, "no route %s", req->path);
         return;
     }
-    if (!srv->store && match->handler != api__health) {
+    if (!srv->store && !(match->flags & ROUTE_LOCAL)) {
         /* A worker keeps no state: a manager answers. */
         const char *addr = srv->manager_cb ? srv->manager_cb(srv->manager_data) : NULL;
         if (!addr)
@@ -298,6 +303,9 @@ int api_server_start(struct api_server **out, uv_loop_t *loop, struct rs_store *
     s->listen = xstrdup(cfg->listen);
     s->manager_cb = cfg->manager_cb;
     s->manager_data = cfg->manager_data;
+    s->credential = xstrdup(cfg->credential ? cfg->credential : "");
+    s->node_logs = cfg->node_logs;
+    s->node_logs_data = cfg->node_logs_data;
     int rv = common_httpc_init(&s->httpc, loop);
     if (rv != 0) {
         snprintf(errmsg, 256, "HTTP client: %s", strerror(-rv));
@@ -323,6 +331,7 @@ void api_server_stop_accepting(struct api_server *s)
     if (s->store)
         rs_store_on_change(s->store, NULL, NULL);
     api__waiters_release(s);
+    api__logs_release(s);
 }
 
 struct close_ctx {
@@ -341,6 +350,7 @@ static void httpc_closed(void *data)
     free(s->node_name);
     free(s->raft_address);
     free(s->listen);
+    free(s->credential);
     free(s);
     if (ctx->cb)
         ctx->cb(ctx->data);

@@ -3,6 +3,7 @@
 #ifndef SHOAL_API_SERVER_H
 #define SHOAL_API_SERVER_H
 
+#include <jansson.h>
 #include <uv.h>
 
 #include "raft/store.h"
@@ -13,6 +14,13 @@ struct api_server;
  * (workers), or NULL when none is known. */
 typedef const char *(*api_server_manager_cb)(void *data);
 
+/* Reads this node's task logs once, now (agent_logs_query): query (borrowed)
+ * is a checked POST /v1/node/logs body less its wait. Sets *answer
+ * (transferred) and returns 0, or returns a negative errno with errmsg (256
+ * bytes) set. Runs on the loop: it must be quick (small local files); the
+ * API parks a request that waits for new lines and calls it again. */
+typedef int (*api_node_logs_cb)(void *data, const json_t *query, json_t **answer, char *errmsg);
+
 struct api_server_config {
     const char *listen;               /* borrowed: "ip:port" of the API */
     const char *token;                /* borrowed: the admin token */
@@ -22,6 +30,9 @@ struct api_server_config {
     const char *raft_address;         /* borrowed */
     api_server_manager_cb manager_cb; /* workers: where to forward requests */
     void *manager_data;
+    const char *credential;     /* borrowed: this node's credential (managers asking its logs) */
+    api_node_logs_cb node_logs; /* NULL: POST /v1/node/logs answers 503 */
+    void *node_logs_data;
 };
 
 /* Starts serving on cfg->listen. loop and store are borrowed and must
@@ -40,5 +51,15 @@ void api_server_stop_accepting(struct api_server *s);
  * the store if api_server_stop_accepting was called before (the store may be
  * gone by then). */
 void api_server_close(struct api_server *s, void (*cb)(void *data), void *data);
+
+/* Whether id can be a task id: one safe path segment (1-64 of letters,
+ * digits, '-', '_', '.', not starting with '.'); the reconciler makes "t"
+ * and hex. Returns 1 or 0. */
+int api_task_id_valid(const char *id);
+
+/* Log entries ({"ts", ...}) sorted by time, equal times in the order they
+ * came (a new array holding the same entries: json_decref). entries is
+ * borrowed. */
+json_t *api_log_entries_sorted(const json_t *entries);
 
 #endif

@@ -15,6 +15,7 @@
 #define MAX_CPUS      1024
 #define MAX_PIDS      4194304 /* the kernel's PID_MAX_LIMIT */
 #define MAX_RETRIES   100
+#define MAX_LOG_FILES 100
 
 static bool is_alnum_lower(char c)
 {
@@ -434,6 +435,12 @@ static const struct api__spec_field restart_fields[] = {
     DUR("window", "0s", 0),
 };
 
+/* 0 = the node's default (10 MiB, 3 files). */
+static const struct api__spec_field log_fields[] = {
+    SIZE("max_size"),
+    INT("max_files", 0, MAX_LOG_FILES, 0),
+};
+
 static const struct api__spec_field health_fields[] = {
     {.key = "type", .fn = api__spec_enum, .required = true, .choices = health_choices},
     {.key = "port", .fn = f_health_port, .min = 1, .max = MAX_PORT},
@@ -467,6 +474,7 @@ static const struct api__spec_field task_fields[] = {
     NESTED("restart", api__spec_object, restart_fields, NULL),
     CUSTOM("stop_signal", api__spec_signal),
     DUR("stop_grace_period", "10s", 0),
+    NESTED("logs", api__spec_object, log_fields, NULL),
     NESTED("health", f_health, health_fields, NULL),
     {.key = "ports",
      .fn = api__spec_objlist,

@@ -5,6 +5,7 @@
 
 #include "api/internal.h"
 #include "common/util.h"
+#include "scheduler/scheduler.h"
 
 static int by_service_slot(const void *a, const void *b)
 {
@@ -57,6 +58,39 @@ static uint64_t tasks_index(struct api_server *srv, const char *arg)
     return rs_store_state(srv->store)->tasks_index;
 }
 
+/* The tasks of a service and/or node in (service, slot, id) order; with
+ * their task template when with_spec, else without (lists stay small). */
+static json_t *tasks_sorted(const struct rs_state *st, const char *service, const char *node,
+                            int with_spec)
+{
+    size_t k = 0;
+    const json_t **sorted = xcalloc(json_object_size(st->tasks) + 1, sizeof(*sorted));
+    const char *id;
+    json_t *t;
+    json_object_foreach(st->tasks, id, t) if (wanted(t, service, node)) sorted[k++] = t;
+    qsort(sorted, k, sizeof(*sorted), by_service_slot);
+    json_t *list = json_array();
+    for (size_t i = 0; i < k; i++) {
+        json_t *copy = json_copy((json_t *)sorted[i]);
+        if (!with_spec)
+            json_object_del(copy, "spec");
+        json_array_append_new(list, copy);
+    }
+    free(sorted);
+    return list;
+}
+
+/* Answers list (transferred) as the document at index. */
+static void doc_of_list(struct api__doc *doc, json_t *list, uint64_t index)
+{
+    doc->status = 200;
+    doc->owned = json_dumps(list, JSON_COMPACT);
+    json_decref(list);
+    doc->body = doc->owned;
+    doc->len = strlen(doc->owned);
+    doc->index = index;
+}
+
 static void tasks_render(struct api__call *call, struct api__doc *doc)
 {
     char service[128] = "", node[128] = "";
@@ -66,23 +100,9 @@ static void tasks_render(struct api__call *call, struct api__doc *doc)
     const struct rs_node *n = node[0] ? rs_state_node(st, node) : NULL;
     if (n)
         common_strlcpy(node, n->id, sizeof(node));
-    size_t k = 0;
-    const json_t **sorted = xcalloc(json_object_size(st->tasks) + 1, sizeof(*sorted));
-    const char *id;
-    json_t *t;
-    json_object_foreach(st->tasks, id, t) if (wanted(t, service, node)) sorted[k++] = t;
-    qsort(sorted, k, sizeof(*sorted), by_service_slot);
-    json_t *list = json_array();
-    for (size_t i = 0; i < k; i++)
-        json_array_append(list, (json_t *)sorted[i]);
-    free(sorted);
+    json_t *list = tasks_sorted(st, service, node, 0);
     add_pending(st, service, node, list);
-    doc->status = 200;
-    doc->owned = json_dumps(list, JSON_COMPACT);
-    json_decref(list);
-    doc->body = doc->owned;
-    doc->len = strlen(doc->owned);
-    doc->index = st->tasks_index;
+    doc_of_list(doc, list, st->tasks_index);
 }
 
 void api__tasks_list(struct api__call *call)
@@ -105,4 +125,67 @@ void api__task_get(struct api__call *call)
         return;
     }
     api__reply_json(call, 200, st->tasks_index, json_incref(t));
+}
+
+/* A node's assignments: its tasks with their templates, as a blocking query
+ * (DESIGN: workers watch GET /v1/nodes/ID/tasks?index=N&wait=30s). */
+static void node_tasks_render(struct api__call *call, struct api__doc *doc)
+{
+    struct rs_state *st = rs_store_state(call->srv->store);
+    doc_of_list(doc, tasks_sorted(st, "", call->arg, 1), st->tasks_index);
+}
+
+void api__node_tasks_get(struct api__call *call)
+{
+    if (api__node_auth(call))
+        api__serve_get(call, tasks_index, node_tasks_render);
+}
+
+#define MAX_REPORT 10000
+
+/* Checks one entry of a report; the FSM ignores entries for other nodes'
+ * tasks and transitions that go backwards. */
+static int report_entry_ok(const json_t *e, struct api_err *err)
+{
+    enum sch_task_state st;
+    json_t *code = json_object_get(e, "exit_code");
+    json_t *msg = json_object_get(e, "message");
+    json_t *restarts = json_object_get(e, "restarts");
+    if (!json_is_object(e) || !json_is_string(json_object_get(e, "id")))
+        return api_err_set(err, API_BAD_REQUEST, "tasks", "each entry needs an \"id\"");
+    if (sch_task_state_parse(json_string_value(json_object_get(e, "state")), &st) != 0 ||
+        st < SCH_TASK_PREPARING || st == SCH_TASK_ORPHANED)
+        return api_err_set(err, API_BAD_REQUEST, "tasks.state",
+                           "must be one of preparing, starting, running, complete, failed, "
+                           "shutdown, rejected");
+    if ((code && !json_is_integer(code) && !json_is_null(code)) || (msg && !json_is_string(msg)) ||
+        (restarts && !json_is_integer(restarts)))
+        return api_err_set(err, API_BAD_REQUEST, "tasks",
+                           "exit_code and restarts are integers, message a string");
+    return 0;
+}
+
+void api__node_tasks_report(struct api__call *call)
+{
+    const struct rs_node *n = api__node_auth(call);
+    if (!n)
+        return;
+    struct api_err err = {0};
+    json_t *body = api__parse_body(call, &err);
+    json_t *tasks = json_object_get(body, "tasks");
+    if (body && (!json_is_array(tasks) || json_array_size(tasks) > MAX_REPORT))
+        api_err_set(&err, API_BAD_REQUEST, "tasks", "must be a list of at most %d entries",
+                    MAX_REPORT);
+    size_t i;
+    json_t *e;
+    json_array_foreach(tasks, i, e) if (err.code == API_OK && report_entry_ok(e, &err) != 0) break;
+    if (!body || err.code != API_OK) {
+        json_decref(body);
+        api__reply_err(call, &err);
+        return;
+    }
+    json_t *op = json_pack("{s:s, s:s, s:O, s:I}", "op", "tasks.report", "node", n->id, "tasks",
+                           tasks, "at", (json_int_t)common_wall_ms());
+    json_decref(body);
+    api__submit(call, op, 200);
 }

@@ -2,60 +2,12 @@
 time after kill -9 of the leader (default and 200/20 ms timeouts), time to
 mark a killed worker down, and manager and worker RSS at idle. Prints
 figures; asserts nothing."""
-import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
 
-B = sys.argv[1]
-TMP = tempfile.mkdtemp(prefix="shoal-bench-cluster.")
-PROCS = []
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def call(api, method, path, token, body=None, timeout=5):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"http://{api}{path}", data=data, method=method,
-                                 headers={"Authorization": f"Bearer {token}"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, None
-    except OSError:
-        return 0, None
-
-
-def start(name, args):
-    d = os.path.join(TMP, name)
-    os.makedirs(d, exist_ok=True)
-    log = open(os.path.join(d, "log"), "w")
-    p = subprocess.Popen([f"{B}/shoald", "--data-dir", os.path.join(d, "data"),
-                          "--log-level", "warn"] + args, stderr=log, stdin=subprocess.DEVNULL)
-    PROCS.append(p)
-    return p
-
-
-def wait(pred, timeout=30):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
+from benchlib import PROCS, TMP, call, free_port, rss_kb, start, stop_all, wait
 
 
 def cluster(extra=()):
@@ -82,6 +34,11 @@ def cluster(extra=()):
         voters = [n for n in nodes if (n["manager"] or {}).get("raft_role") == "voter"]
         return len(voters) == 3 and all(n["status"] == "ready" for n in nodes)
     assert wait(formed), "cluster did not form"
+    # The control plane alone: every node drained, so the replicas the
+    # write benchmark asks for stay pending (bench/tasks.py runs tasks).
+    st, nodes = call(apis[0], "GET", "/v1/nodes", token)
+    for n in nodes:
+        call(apis[0], "PATCH", f"/v1/nodes/{n['id']}", token, {"availability": "drain"})
     return procs, apis, token
 
 
@@ -91,27 +48,6 @@ def leader_index(apis, token, alive):
         if st == 200 and h.get("leader"):
             return i
     return None
-
-
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def stop_all():
-    for p in PROCS:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in PROCS:
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-    PROCS.clear()
 
 
 def failover(extra, label):

@@ -65,6 +65,13 @@ struct ctl_command {
     unsigned spec_flags;  /* CTL_FLAGS_* to list the spec flag table in the help */
 };
 
+/* tasks.c */
+int ctl_service_ps(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_node_ps(struct ctl_ctx *ctx, int argc, char **argv);
+
+/* logs.c */
+int ctl_logs(struct ctl_ctx *ctx, int argc, char **argv);
+
 /* main.c: the command table, usage and option helpers. */
 
 /* Prints the usage of ctx->cmd to out. */

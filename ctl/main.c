@@ -50,6 +50,13 @@ static const struct ctl_command commands[] = {
      "Print services as JSON (an object for one name, a list for several)",
      "-o, --output FMT\tjson (the default) or table\n", "Example:\n  shoal service inspect web\n",
      0},
+    {"service", "ps", ctl_service_ps, "NAME [-o json|table]",
+     "List the tasks of a service: where they run, desired and current state, why they ended",
+     READ_OUTPUT,
+     "Ended tasks are kept as history (5 per slot). CURRENT shows the exit code of\n"
+     "an ended task; MESSAGE why it ended, or why a replica is pending.\n"
+     "\nExample:\n  shoal service ps web\n",
+     0},
     {"service", "rm", ctl_service_rm, "NAME... [-o json]", "Remove services", WRITE_OUTPUT,
      "Example:\n  shoal service rm web worker\n", 0},
     {"service", "scale", ctl_service_scale, "NAME=REPLICAS... [-o json]",
@@ -62,6 +69,8 @@ static const struct ctl_command commands[] = {
      CTL_FLAGS_UPDATE},
     {"node", "ls", ctl_node_ls, "[-o json|table]", "List the nodes of the cluster", READ_OUTPUT,
      "Example:\n  shoal node ls\n", 0},
+    {"node", "ps", ctl_node_ps, "NODE [-o json|table]", "List the tasks assigned to a node",
+     READ_OUTPUT, "Example:\n  shoal node ps worker-1\n", 0},
     {"node", "inspect", ctl_node_inspect, "NODE... [-o json|table]",
      "Print nodes (by id or name) as JSON (an object for one, a list for several)",
      "-o, --output FMT\tjson (the default) or table\n", "Example:\n  shoal node inspect w1\n", 0},
@@ -80,6 +89,21 @@ static const struct ctl_command commands[] = {
      0},
     {"node", "demote", ctl_node_demote, "NODE... [-o json]", "Make managers workers", WRITE_OUTPUT,
      "Example:\n  shoal node demote m4\n", 0},
+    {NULL, "logs", ctl_logs, "SERVICE|TASK [-f] [--tail N] [--since T] [-t] [-o json]",
+     "Print the output of a service's tasks or of one task",
+     "-f, --follow\tgo on printing new lines until interrupted (Ctrl-C exits 0)\n"
+     "-n, --tail N\tonly the last N lines of each task (or 'all')\n"
+     "--since T\tonly lines since T: a duration ago (10m) or an RFC 3339 time\n"
+     "-t, --timestamps\tprefix each line with its time\n"
+     "-o, --output json\tprint the server's answers, one JSON object a line\n",
+     "The name is tried as a service, then as a task id. A service's tasks are\n"
+     "all those that ran, history included. stderr lines go to stderr. With\n"
+     "several tasks each line starts with SERVICE.SLOT.TASK@NODE | .\n"
+     "A node that cannot be read is reported on stderr with its tasks; the\n"
+     "other lines are still printed, and the exit code is 1 (with -f the\n"
+     "error is printed once and following goes on).\n"
+     "\nExamples:\n  shoal logs web --tail 20\n  shoal logs -f --since 10m web\n",
+     0},
     {NULL, "apply", ctl_apply, "-f FILE [-o json]",
      "Create or replace the services of a spec file (one spec or a list)",
      "-f, --file FILE\tthe spec file (- for stdin)\n" WRITE_OUTPUT,

@@ -1,6 +1,8 @@
 #include "raft/reconcile.h"
 
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -49,6 +51,77 @@ static void gather(const struct rs_state *st, json_t **services, json_t **nodes,
     }
 }
 
+/* Ended tasks kept per slot (or per node, global) as history, as Swarm's
+ * task-history-limit. */
+#define HISTORY 5
+
+struct ended {
+    const char *service;
+    const char *node;
+    json_int_t slot;
+    json_int_t modify_index;
+    const char *id;
+};
+
+static int by_place_newest(const void *a, const void *b)
+{
+    const struct ended *x = a, *y = b;
+    int c = strcmp(x->service, y->service);
+    if (c)
+        return c;
+    if (x->slot != y->slot)
+        return x->slot < y->slot ? -1 : 1;
+    if (x->slot == 0 && (c = strcmp(x->node, y->node)) != 0)
+        return c;
+    if (x->modify_index != y->modify_index)
+        return x->modify_index > y->modify_index ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+static int task_ended(const json_t *t)
+{
+    enum sch_task_state st;
+    return sch_task_state_parse(json_string_value(json_object_get(t, "state")), &st) == 0 &&
+           st > SCH_TASK_RUNNING;
+}
+
+/* The history to drop: ended tasks desired shutdown beyond HISTORY per slot,
+ * and every ended one of a deleted service or a removed node. */
+static json_t *history_to_drop(const struct rs_state *st)
+{
+    json_t *drop = json_array();
+    struct ended *e = xcalloc(json_object_size(st->tasks) + 1, sizeof(*e));
+    size_t n = 0;
+    const char *id;
+    json_t *t;
+    json_object_foreach((json_t *)st->tasks, id, t)
+    {
+        const char *desired = json_string_value(json_object_get(t, "desired_state"));
+        if (!desired || strcmp(desired, "shutdown") != 0 || !task_ended(t))
+            continue;
+        const char *service = json_string_value(json_object_get(t, "service"));
+        const char *node = json_string_value(json_object_get(t, "node"));
+        if (!rs_state_service(st, service) || !rs_state_node(st, node)) {
+            json_array_append_new(drop, json_string(id));
+            continue;
+        }
+        e[n++] = (struct ended){service, node, json_integer_value(json_object_get(t, "slot")),
+                                json_integer_value(json_object_get(t, "modify_index")), id};
+    }
+    qsort(e, n, sizeof(*e), by_place_newest);
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool same = i > 0 && strcmp(e[i].service, e[i - 1].service) == 0 &&
+                    e[i].slot == e[i - 1].slot &&
+                    (e[i].slot != 0 || strcmp(e[i].node, e[i - 1].node) == 0);
+        run = same ? run + 1 : 0;
+        if (run >= HISTORY)
+            json_array_append_new(drop, json_string(e[i].id));
+    }
+    free(e);
+    return drop;
+}
+
 static json_t *plan_op(const struct sch_plan *p)
 {
     json_t *create = json_array(), *stop = json_array(), *pending = json_object();
@@ -72,8 +145,8 @@ static json_t *plan_op(const struct sch_plan *p)
         json_array_append_new(list, json_pack("{s:i, s:s, s:s}", "slot", (int)u->slot, "node",
                                               u->node ? u->node : "", "reason", u->reason));
     }
-    return json_pack("{s:s, s:o, s:o, s:o}", "op", "tasks.plan", "create", create, "stop", stop,
-                     "pending", pending);
+    return json_pack("{s:s, s:o, s:o, s:o, s:I}", "op", "tasks.plan", "create", create, "stop",
+                     stop, "pending", pending, "at", (json_int_t)common_wall_ms());
 }
 
 void rs_reconciler_tick(struct rs_reconciler *r, uint64_t now_ms)
@@ -98,8 +171,10 @@ void rs_reconciler_tick(struct rs_reconciler *r, uint64_t now_ms)
         LOGW("reconcile: %s", plan.errmsg);
     } else {
         json_t *op = plan_op(&plan);
-        int changed = plan.n_creates || plan.n_stops ||
+        json_t *drop = history_to_drop(st);
+        int changed = plan.n_creates || plan.n_stops || json_array_size(drop) ||
                       !json_equal(json_object_get(op, "pending"), st->pending);
+        json_object_set_new(op, "delete", drop);
         if (changed && rs_store_submit(r->store, op, plan_done, r) == 0)
             r->in_flight = 1;
         else if (changed == 0)

@@ -352,6 +352,7 @@ static const struct {
     {"node.role", rs__op_node_role},
     {"members.reset", rs__op_members_reset},
     {"tasks.plan", rs__op_tasks_plan},
+    {"tasks.report", rs__op_tasks_report},
 };
 
 void rs_state_apply_op(struct rs_state *s, const json_t *op, uint64_t index,

@@ -57,7 +57,9 @@ struct rs_state {
     size_t cap_nodes;
     uint64_t nodes_index; /* Raft index of the last change to any node or the cluster */
     /* Tasks by id (owned object of task objects: id, service, slot, node,
-     * version, desired_state, state, message, create_index, modify_index),
+     * version, desired_state, state, message, exit_code, restarts,
+     * created_ms, updated_ms (when the state last changed), create_index,
+     * modify_index, spec (the task template of its version)),
      * and per service the replicas the scheduler could not place (owned
      * object: service -> [{slot, node, reason}]). */
     json_t *tasks;
@@ -97,7 +99,10 @@ void rs_state_close(struct rs_state *s);
  *   {"op": "node.role", "id": ID, "role": "manager"|"worker"}
  *   {"op": "members.reset", "keep": ID}  (removes every other manager)
  *   {"op": "tasks.plan", "create": [{id, service, slot, node, version}],
- *    "stop": [{id, orphaned}], "pending": {SERVICE: [{slot, node, reason}]}}
+ *    "stop": [{id, orphaned}], "delete": [ID], "pending": {SERVICE: [{slot, node, reason}]},
+ *    "at": MS}  (delete drops history: tasks desired shutdown)
+ *   {"op": "tasks.report", "node": ID, "at": MS, "tasks": [{id, state, message,
+ *    exit_code, restarts}]}  (entries for tasks of other nodes are ignored)
  * SPEC must already be canonical (api_spec_normalize). */
 void rs_state_apply_op(struct rs_state *s, const json_t *op, uint64_t index,
                        struct rs_op_result *res);

@@ -32,6 +32,8 @@ void rs__op_node_role(struct rs_state *s, const json_t *op, uint64_t index,
 void rs__op_members_reset(struct rs_state *s, const json_t *op, uint64_t index,
                           struct rs_op_result *res);
 
+void rs__op_tasks_report(struct rs_state *s, const json_t *op, uint64_t index,
+                         struct rs_op_result *res);
 void rs__op_tasks_plan(struct rs_state *s, const json_t *op, uint64_t index,
                        struct rs_op_result *res);
 

@@ -302,11 +302,15 @@ static void leader_tick(uv_timer_t *t)
         st->leader_ready = 0;
     }
     uint64_t now = common_now_ms();
-    if (leader && st->leader_ready && !st->stopping && now - st->members_tick_ms >= 100) {
+    if (!leader || !st->leader_ready || st->stopping)
+        return;
+    if (now - st->members_tick_ms >= 100) {
         st->members_tick_ms = now;
         rs_members_tick(&st->members, now);
-        rs_reconciler_tick(&st->reconciler, now);
     }
+    /* Every tick (10 ms): the reconciler plans only when the state moved,
+     * paced by its own cost, so a change is planned within ~10 ms. */
+    rs_reconciler_tick(&st->reconciler, now);
 }
 
 void rs_store_on_leader(struct rs_store *st, rs_store_leader_cb cb, void *data)

@@ -191,18 +191,37 @@ static bool same_node(const struct sch__task *a, const struct sch__task *b)
     return a->node != SCH__NONE || strcmp(node_of(a), node_of(b)) == 0;
 }
 
+/* A task that completed or failed for good on a usable node, at the
+ * service's version: its node applied the restart policy and gave up (or the
+ * policy said not to restart), so the slot stays as it ended; an update of
+ * the service, or a move off the node, gives it a new task. */
+static bool is_final(const struct sch__task *t)
+{
+    return (t->state == SCH_TASK_COMPLETE || t->state == SCH_TASK_FAILED) &&
+           t->verdict == SCH__OK && !t->stale;
+}
+
 /* Keeps the head of a group of tasks (one slot or one node) when it is live
- * on a usable node and stops the rest. Returns whether the head was kept. */
+ * on a usable node, or else the first final one, and stops the rest. Returns
+ * whether one was kept. */
 static bool settle_group(struct sch__ctx *ctx, struct sch__task *g, size_t n)
 {
-    bool keep = is_live(&g[0]) && g[0].verdict == SCH__OK;
-    if (keep) {
-        g[0].kept = true;
+    size_t kept = n;
+    if (is_live(&g[0]) && g[0].verdict == SCH__OK) {
+        kept = 0;
         ctx->nodes[g[0].node].total++;
+    } else {
+        for (size_t i = 0; i < n && kept == n; i++)
+            if (is_final(&g[i]))
+                kept = i;
     }
-    for (size_t i = keep; i < n; i++)
-        add_stop(ctx, &g[i], keep && is_live(&g[i]) ? SCH_STOP_DUPLICATE : verdict_reason(&g[i]));
-    return keep;
+    if (kept < n)
+        g[kept].kept = true;
+    for (size_t i = 0; i < n; i++)
+        if (i != kept)
+            add_stop(ctx, &g[i],
+                     kept == 0 && is_live(&g[i]) ? SCH_STOP_DUPLICATE : verdict_reason(&g[i]));
+    return kept < n;
 }
 
 /* The group of a task when sorting by node: known nodes in id order, then

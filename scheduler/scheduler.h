@@ -14,9 +14,11 @@
  *   fills the lowest free slots, scale-down stops the highest slots in use
  *   first (so slots stay 1..replicas unless tasks went unplaced, which can
  *   leave gaps that are not renumbered); a slot whose task ended
- *   (failed, complete, rejected, shutdown, orphaned) while desired running is
- *   replaced (the create's `replaces` names the old task; restart policy and
- *   backoff are the caller's business). Two tasks desired running in one slot:
+ *   (rejected, shutdown, orphaned) while desired running is replaced (the
+ *   create's `replaces` names the old task). A task that completed or failed
+ *   on a usable node at the service's version is final (its node applied the
+ *   restart policy and gave up) and keeps its slot; at an older version, or on
+ *   a node it must leave, it is replaced. Two tasks desired running in one slot:
  *   the better one is kept (on a usable node, furthest in its lifecycle, at
  *   the service's version, then the lowest task id), the other stopped.
  * - Global: one task per eligible node matching the constraints; stopped on

@@ -320,22 +320,65 @@ class Node:
         return problems
 
 
+def _proc_has(pid, name, needle):
+    try:
+        return needle in (Path("/proc") / str(pid) / name).read_bytes()
+    except OSError:
+        return False
+
+
+def _kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
 def kill_tasks_under(base):
-    """Kills (by pid) processes whose cwd is inside base: tasks a node ran
-    in its data dir and left behind."""
+    """Kills (by pid) what a node left running under its data dir: the
+    monitors (their command line names the dir), the tasks they started
+    (their environment holds SHOAL_TASK_ID), processes whose cwd is inside
+    it; then removes the tasks' cgroups."""
     base = str(Path(base).resolve())
+    task_ids = []
+    for state in Path(base).glob("**/tasks/*/state"):
+        task_id = state.parent.name
+        task_ids.append(task_id)
+        values = dict(line.split("=", 1) for line in state.read_text(errors="replace").splitlines()
+                      if "=" in line)
+        pid = int(values.get("pid", "0") or 0)
+        if pid > 1 and _proc_has(pid, "environ", f"SHOAL_TASK_ID={task_id}".encode()):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+            _kill(pid)
     for d in Path("/proc").iterdir():
         if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        pid = int(d.name)
+        if _proc_has(pid, "cmdline", b"--dir\0" + base.encode() + b"/"):
+            _kill(pid)
+            continue
+        if any(_proc_has(pid, "environ", f"SHOAL_TASK_ID={t}".encode()) for t in task_ids):
+            _kill(pid)
             continue
         try:
             cwd = os.readlink(d / "cwd")
         except OSError:
             continue
         if cwd == base or cwd.startswith(base + "/"):
-            try:
-                os.kill(int(d.name), signal.SIGKILL)
-            except OSError:
-                pass
+            _kill(pid)
+    for task_id in task_ids:
+        for group in list(Path("/sys/fs/cgroup").glob(f"*/shoal/{task_id}")) + \
+                list(Path("/sys/fs/cgroup").glob(f"shoal/{task_id}")):
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline:
+                try:
+                    group.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.02)
 
 
 class RawConn:

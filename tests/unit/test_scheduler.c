@@ -454,8 +454,7 @@ static void test_returning_node_extra_replicas_stopped(void **state)
 static void test_ended_tasks_replaced(void **state)
 {
     (void)state;
-    static const enum sch_task_state ended[] = {SCH_TASK_FAILED, SCH_TASK_COMPLETE,
-                                                SCH_TASK_REJECTED, SCH_TASK_SHUTDOWN,
+    static const enum sch_task_state ended[] = {SCH_TASK_REJECTED, SCH_TASK_SHUTDOWN,
                                                 SCH_TASK_ORPHANED};
     for (size_t e = 0; e < ARRAY_SIZE(ended); e++) {
         _cleanup_free_ struct world *w = web6();
@@ -464,6 +463,26 @@ static void test_ended_tasks_replaced(void **state)
         expect_step(w, "create web.3 on n3 replacing t0002\nstop t0002 (web.3 on n3): ended\n");
         assert_slots(w, "web", 6);
     }
+}
+
+/* Failed or complete for good (the node's restart policy gave up): the slot
+ * keeps it, until the service changes version or the node must be left. */
+static void test_final_tasks_kept(void **state)
+{
+    (void)state;
+    static const enum sch_task_state final[] = {SCH_TASK_FAILED, SCH_TASK_COMPLETE};
+    for (size_t e = 0; e < ARRAY_SIZE(final); e++) {
+        _cleanup_free_ struct world *w = web6();
+        task(w, "t0002")->state = final[e];
+        expect_plan(w, "");
+        service(w, "web")->version = 2;
+        expect_step(w, "create web.3 on n3 v2 replacing t0002\nstop t0002 (web.3 on n3): ended\n");
+    }
+    _cleanup_free_ struct world *w = web6();
+    task(w, "t0002")->state = SCH_TASK_FAILED;
+    node(w, "n3")->availability = SCH_AVAIL_DRAIN;
+    expect_step(w, "create web.3 on n1 replacing t0002\ncreate web.6 on n2 replacing t0005\n"
+                   "stop t0002 (web.3 on n3): ended\nstop t0005 (web.6 on n3): node-drain\n");
 }
 
 static void test_global_follows_nodes(void **state)
@@ -503,17 +522,19 @@ static void test_global_pause_and_failure(void **state)
     char expected[512];
     snprintf(expected, sizeof(expected), "create agent on n1\ncreate agent on n2\n%s", full);
     expect_step(w, expected);
-    /* Paused: kept. Failed on an active node: replaced in place. Failed on
-     * a paused node: stopped, not replaced. */
+    /* Paused: kept. Rejected on an active node: replaced in place; on a
+     * paused node: stopped, not replaced. Failed for good: kept. */
     node(w, "n1")->availability = SCH_AVAIL_PAUSE;
     expect_plan(w, full);
-    task(w, "t0000")->state = SCH_TASK_FAILED;
-    task(w, "t0001")->state = SCH_TASK_FAILED;
+    task(w, "t0000")->state = SCH_TASK_REJECTED;
+    task(w, "t0001")->state = SCH_TASK_REJECTED;
     snprintf(expected, sizeof(expected),
              "create agent on n2 replacing t0001\nstop t0000 (agent on n1): ended\n"
              "stop t0001 (agent on n2): ended\n%s",
              full);
     expect_step(w, expected);
+    task(w, "t0002")->state = SCH_TASK_FAILED;
+    expect_plan(w, full);
 }
 
 static void test_binpack_vs_spread(void **state)
@@ -678,7 +699,7 @@ static struct world *busy_world(void)
     service(w, "web")->replicas = 15;
     service(w, "batch")->replicas = 4;
     service(w, "api")->version = 2;
-    w->tasks[3].state = SCH_TASK_FAILED;
+    w->tasks[3].state = SCH_TASK_REJECTED;
     add_task(w, "gone", 1, "n03", SCH_TASK_RUNNING);
     return w;
 }
@@ -940,6 +961,7 @@ int main(void)
         cmocka_unit_test(test_down_node_orphans_and_replaces),
         cmocka_unit_test(test_returning_node_extra_replicas_stopped),
         cmocka_unit_test(test_ended_tasks_replaced),
+        cmocka_unit_test(test_final_tasks_kept),
         cmocka_unit_test(test_global_follows_nodes),
         cmocka_unit_test(test_global_pause_and_failure),
         cmocka_unit_test(test_binpack_vs_spread),

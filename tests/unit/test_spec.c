@@ -71,6 +71,7 @@ static void test_minimal_defaults(void **state)
         {"task.restart", "{'condition': 'any', 'delay': '5s', 'max_attempts': 0, 'window': '0s'}"},
         {"task.stop_signal", "'SIGTERM'"},
         {"task.stop_grace_period", "'10s'"},
+        {"task.logs", "{'max_size': 0, 'max_files': 0}"},
         {"task.health", "null"},
         {"task.ports", "[]"},
         {"task.network", "'host'"},
@@ -95,7 +96,7 @@ static void test_minimal_defaults(void **state)
     {
         assert_string_equal(key, keys[i++]);
     }
-    assert_int_equal(json_object_size(json_object_get(out, "task")), 14);
+    assert_int_equal(json_object_size(json_object_get(out, "task")), 15);
     for (i = 0; i < ARRAY_SIZE(defaults); i++) {
         json_auto_t *want = parse(defaults[i].value);
         const json_t *got = get_path(out, defaults[i].path);

@@ -1,0 +1,44 @@
+/* Per-task cgroups: the hierarchy detected at start (v1 controllers or the
+ * v2 unified tree), a `shoal/<task>` group per controller with the task's
+ * limits, OOM counts, and removal. Synchronous file I/O on cgroupfs (a few
+ * small writes per task start, no disk). */
+#ifndef SHOAL_AGENT_CGROUP_H
+#define SHOAL_AGENT_CGROUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define AGENT_CGROUP_MAX_DIRS 3
+
+struct agent_cgroup_limits {
+    int64_t memory; /* bytes, 0 = none */
+    double cpu;     /* CPUs, 0 = none */
+    int64_t pids;   /* 0 = none */
+};
+
+/* The groups made for one task: the directories a monitor joins. */
+struct agent_cgroup {
+    char dirs[AGENT_CGROUP_MAX_DIRS][256];
+    size_t n_dirs;
+};
+
+/* Detects the hierarchy (once; later calls return the first answer).
+ * Returns 2 (unified v2), 1 (v1 controllers), or 0 (no usable cgroupfs:
+ * limits cannot be applied). */
+int agent_cgroup_version(void);
+
+/* Creates the task's groups (memory always, so that OOM kills are seen; cpu
+ * and pids when limited) under `shoal/<task>` and writes the limits.
+ * Returns 0 or a negative errno with errmsg (256 bytes) set; on error nothing
+ * is left behind. With no usable cgroupfs and no limits asked, succeeds with
+ * no groups. */
+int agent_cgroup_create(const char *task, const struct agent_cgroup_limits *lim,
+                        struct agent_cgroup *out, char *errmsg);
+
+/* Finds the groups of a task made by an earlier run (after a restart). */
+void agent_cgroup_find(const char *task, struct agent_cgroup *out);
+
+/* Kills whatever is left in the groups and removes them (best effort). */
+void agent_cgroup_remove(const struct agent_cgroup *cg);
+
+#endif

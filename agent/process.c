@@ -1,0 +1,574 @@
+/* The process driver: each task runs under its own shoal-monitor (see
+ * agent/monitor/monitor.c), a tiny detached process that is the program's
+ * parent. It keeps the exit status and the logs while shoald is away, so
+ * that tasks outlive a restart of shoald and no exit code is ever lost;
+ * shoald watches each monitor with a pidfd (it need not be its child) and
+ * reads the monitor's state file. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "agent/supervisor.h"
+#include "agent/task.h"
+#include "api/spec.h"
+#include "common/log.h"
+#include "common/units.h"
+#include "common/util.h"
+
+#define MAX_ARGS      600
+#define MAX_GROUPS    64
+#define DEFAULT_PATH  "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define STOP_EXTRA_MS 5000 /* after the grace period, the monitor itself is killed */
+
+/* What the monitor wrote (DIR/state). */
+struct mon_state {
+    pid_t monitor_pid, pid;
+    int has_exit;
+    struct agent_exit exit;
+};
+
+static int read_state(const char *dir, struct mon_state *ms)
+{
+    memset(ms, 0, sizeof(*ms));
+    ms->exit.code = -1;
+    char path[4300], line[512];
+    snprintf(path, sizeof(path), "%s/state", dir);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -errno;
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *eq = strchr(line, '=');
+        if (!eq)
+            continue;
+        *eq = '\0';
+        const char *v = eq + 1;
+        long n = strtol(v, NULL, 10);
+        if (strcmp(line, "monitor_pid") == 0)
+            ms->monitor_pid = (pid_t)n;
+        else if (strcmp(line, "pid") == 0)
+            ms->pid = (pid_t)n;
+        else if (strcmp(line, "exit_code") == 0)
+            ms->has_exit = 1, ms->exit.code = (int)n;
+        else if (strcmp(line, "signal") == 0)
+            ms->exit.signal = (int)n;
+        else if (strcmp(line, "oom") == 0)
+            ms->exit.oom = (int)n;
+        else if (strcmp(line, "stopped") == 0)
+            ms->exit.stopped = (int)n;
+        else if (strcmp(line, "error") == 0)
+            common_strlcpy(ms->exit.error, v, sizeof(ms->exit.error));
+    }
+    fclose(f);
+    return 0;
+}
+
+static int pidfd_open_(pid_t pid)
+{
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static int pidfd_signal(int pidfd, int sig)
+{
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+/* The monitor binary sits next to shoald. */
+static void monitor_path(char *out, size_t size)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    self[n > 0 ? n : 0] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash)
+        *slash = '\0';
+    snprintf(out, size, "%s/shoal-monitor", self[0] ? self : ".");
+}
+
+static void monitor_gone(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    struct agent_task *t = h->data;
+    uv_poll_stop(h);
+    uv_close((uv_handle_t *)h, agent_task_handle_closed);
+    t->poll_active = 0;
+    close(t->pidfd);
+    t->pidfd = -1;
+    t->monitor_pid = 0;
+    uv_timer_stop(&t->timer);
+    struct mon_state ms;
+    if (read_state(t->dir, &ms) == 0 && ms.has_exit)
+        t->exit = ms.exit;
+    else
+        t->exit.code = -1;
+    if (!t->pid && ms.pid)
+        t->pid = ms.pid;
+    agent_task_event(t, AGENT_EV_EXITED);
+}
+
+/* Watches the monitor's pidfd. Returns 0, or -ESRCH when it is gone. */
+static int watch_monitor(struct agent_task *t, pid_t monitor_pid)
+{
+    int fd = pidfd_open_(monitor_pid);
+    if (fd < 0)
+        return -errno;
+    t->pidfd = fd;
+    t->monitor_pid = monitor_pid;
+    uv_poll_init(agent_supervisor_loop(t->sup), &t->poll, fd);
+    t->poll.data = t;
+    t->poll_active = 1;
+    t->open_handles++;
+    uv_poll_start(&t->poll, UV_READABLE, monitor_gone);
+    return 0;
+}
+
+/* Polls the state file until the monitor says the program runs (a few ms):
+ * every 2 ms at first, backing off to 100 ms. */
+static void start_poll(uv_timer_t *h)
+{
+    struct agent_task *t = h->data;
+    struct mon_state ms;
+    if (read_state(t->dir, &ms) == 0 && ms.pid > 0) {
+        t->pid = ms.pid;
+        agent_task_event(t, AGENT_EV_STARTED);
+        return;
+    }
+    if (ms.has_exit)
+        return; /* the pidfd reports the end */
+    t->polls++;
+    uv_timer_start(h, start_poll, t->polls < 10 ? 2 : t->polls < 40 ? 20 : 100, 0);
+}
+
+static void proc_exited(uv_process_t *p, int64_t status, int sig)
+{
+    (void)status;
+    (void)sig;
+    struct agent_task *t = p->data;
+    t->proc_active = 0;
+    uv_close((uv_handle_t *)p, agent_task_handle_closed);
+}
+
+/* user: "", "name", "uid" or "uid:gid" -> ids and supplementary groups. */
+static int resolve_user(const char *user, uid_t *uid, gid_t *gid, gid_t *groups, int *n_groups,
+                        char *errmsg)
+{
+    char name[256];
+    common_strlcpy(name, user, sizeof(name));
+    char *colon = strchr(name, ':');
+    if (colon)
+        *colon = '\0';
+    char *end;
+    unsigned long n = strtoul(name, &end, 10);
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    if (*end == '\0' && name[0]) {
+        *uid = (uid_t)n;
+        getpwuid_r(*uid, &pw, buf, sizeof(buf), &res);
+        *gid = res ? res->pw_gid : (gid_t)n;
+    } else {
+        getpwnam_r(name, &pw, buf, sizeof(buf), &res);
+        if (!res) {
+            snprintf(errmsg, 256, "user \"%s\": no such user on this node", name);
+            return -ENOENT;
+        }
+        *uid = res->pw_uid;
+        *gid = res->pw_gid;
+    }
+    if (colon)
+        *gid = (gid_t)strtoul(colon + 1, NULL, 10);
+    *n_groups = 0;
+    if (res) {
+        int ng = MAX_GROUPS;
+        if (getgrouplist(res->pw_name, *gid, groups, &ng) >= 0)
+            *n_groups = ng;
+    }
+    return 0;
+}
+
+struct argv_buf {
+    char *v[MAX_ARGS + 40];
+    size_t n;
+    char *owned[40];
+    size_t n_owned;
+};
+
+static void add(struct argv_buf *a, const char *s)
+{
+    a->v[a->n++] = (char *)s;
+}
+
+static void addf(struct argv_buf *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void addf(struct argv_buf *a, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s;
+    if (vasprintf(&s, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    a->owned[a->n_owned++] = s;
+    add(a, s);
+}
+
+static void argv_free(struct argv_buf *a)
+{
+    for (size_t i = 0; i < a->n_owned; i++)
+        free(a->owned[i]);
+}
+
+/* What the preparation (off the loop) found and made. */
+struct agent_prep {
+    uv_work_t work;
+    struct agent_task *t;
+    char *assignment; /* owned: task.json's text */
+    char user[256];
+    char workdir[4300]; /* "" = DIR/work, made here */
+    struct agent_cgroup_limits lim;
+    int has_user;
+    uid_t uid;
+    gid_t gid, groups[MAX_GROUPS];
+    int n_groups;
+    struct agent_cgroup cgroup;
+    int rv;
+    char errmsg[256];
+};
+
+static void user_args(const struct agent_prep *p, struct argv_buf *a)
+{
+    if (!p->has_user)
+        return;
+    add(a, "--uid");
+    addf(a, "%u", (unsigned)p->uid);
+    add(a, "--gid");
+    addf(a, "%u", (unsigned)p->gid);
+    char list[MAX_GROUPS * 12] = "";
+    size_t len = 0;
+    for (int i = 0; i < p->n_groups; i++)
+        len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%u", i ? "," : "",
+                                (unsigned)p->groups[i]);
+    if (p->n_groups > 0) {
+        add(a, "--groups");
+        addf(a, "%s", list);
+    }
+}
+
+/* The monitor's command line: options from the template, then the program. */
+static void build_argv(struct agent_task *t, const struct agent_prep *p, const char *monitor,
+                       struct argv_buf *a)
+{
+    const json_t *command = json_object_get(t->spec, "command");
+    const json_t *args = json_object_get(t->spec, "args");
+    add(a, monitor);
+    add(a, "--dir");
+    add(a, t->dir);
+    user_args(p, a);
+    add(a, "--cwd");
+    add(a, p->workdir);
+    const char *sig = json_string_value(json_object_get(t->spec, "stop_signal"));
+    int signo = sig ? api_spec_signal_number(sig) : 0;
+    add(a, "--stop-signal");
+    addf(a, "%d", signo > 0 ? signo : SIGTERM);
+    int64_t grace = 10000;
+    const char *g = json_string_value(json_object_get(t->spec, "stop_grace_period"));
+    if (g)
+        common_parse_duration(g, &grace);
+    add(a, "--grace-ms");
+    addf(a, "%lld", (long long)grace);
+    const json_t *logs = json_object_get(t->spec, "logs");
+    json_int_t max_size = json_integer_value(json_object_get(logs, "max_size"));
+    json_int_t max_files = json_integer_value(json_object_get(logs, "max_files"));
+    if (max_size > 0) {
+        add(a, "--log-max-size");
+        addf(a, "%lld", (long long)max_size);
+    }
+    if (max_files > 0) {
+        add(a, "--log-max-files");
+        addf(a, "%lld", (long long)max_files);
+    }
+    for (size_t i = 0; i < t->cgroup.n_dirs; i++) {
+        add(a, "--cgroup");
+        add(a, t->cgroup.dirs[i]);
+    }
+    add(a, "--");
+    size_t i;
+    json_t *e;
+    json_array_foreach(command, i, e) add(a, json_string_value(e));
+    json_array_foreach(args, i, e) add(a, json_string_value(e));
+    add(a, NULL);
+}
+
+static char **build_env(struct agent_task *t)
+{
+    const json_t *env = json_object_get(t->spec, "env");
+    size_t n = json_object_size(env), k = 0;
+    char **out = xcalloc(n + 8, sizeof(*out));
+    int has_path = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)env, key, v)
+    {
+        has_path |= strcmp(key, "PATH") == 0;
+        if (asprintf(&out[k++], "%s=%s", key, json_string_value(v)) < 0)
+            abort();
+    }
+    if (!has_path)
+        out[k++] = xstrdup(DEFAULT_PATH);
+    json_int_t slot = json_integer_value(json_object_get(t->assignment, "slot"));
+    const char *node = json_string_value(json_object_get(t->assignment, "node"));
+    if (asprintf(&out[k++], "SHOAL_TASK_ID=%s", t->id) < 0 ||
+        asprintf(&out[k++], "SHOAL_SERVICE=%s", t->service) < 0 ||
+        asprintf(&out[k++], "SHOAL_TASK_SLOT=%lld", (long long)slot) < 0 ||
+        asprintf(&out[k++], "SHOAL_NODE_ID=%s", node ? node : "") < 0)
+        abort();
+    return out;
+}
+
+static void free_env(char **env)
+{
+    for (size_t i = 0; env[i]; i++)
+        free(env[i]);
+    free(env);
+}
+
+static int limits_of(const json_t *spec, struct agent_cgroup_limits *lim)
+{
+    const json_t *l = json_object_get(json_object_get(spec, "resources"), "limits");
+    lim->memory = json_integer_value(json_object_get(l, "memory"));
+    lim->cpu = json_number_value(json_object_get(l, "cpu"));
+    lim->pids = json_integer_value(json_object_get(l, "pids"));
+    return 0;
+}
+
+/* Writes the assignment into DIR/task.json (temp file, rename), so that a
+ * restarted shoald knows what runs there. */
+static int save_assignment(const char *dir, const char *text, char *errmsg)
+{
+    char path[4300], tmp[4310];
+    snprintf(path, sizeof(path), "%s/task.json", dir);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ssize_t len = (ssize_t)strlen(text);
+    if (fd < 0 || write(fd, text, (size_t)len) != len || rename(tmp, path) != 0) {
+        snprintf(errmsg, 256, "%s: %s", path, strerror(errno));
+        return -EIO;
+    }
+    return 0;
+}
+
+static int spawn_monitor(struct agent_task *t, char **argv, char **env, char *errmsg)
+{
+    uv_stdio_container_t stdio[3] = {
+        {.flags = UV_IGNORE}, {.flags = UV_IGNORE}, {.flags = UV_IGNORE}};
+    uv_process_options_t o = {.exit_cb = proc_exited,
+                              .file = argv[0],
+                              .args = argv,
+                              .env = env,
+                              .flags = UV_PROCESS_DETACHED,
+                              .stdio_count = 3,
+                              .stdio = stdio};
+    t->proc.data = t;
+    int rv = uv_spawn(agent_supervisor_loop(t->sup), &t->proc, &o);
+    if (rv != 0) {
+        /* uv_spawn leaves the handle to be closed even when it fails. */
+        uv_close((uv_handle_t *)&t->proc, agent_task_handle_closed);
+        t->open_handles++;
+        snprintf(errmsg, 256, "spawn %s: %s", argv[0], uv_strerror(rv));
+        return rv;
+    }
+    t->proc_active = 1;
+    t->open_handles++;
+    return watch_monitor(t, t->proc.pid);
+}
+
+/* Off the loop (the thread pool): the files, the cgroups and the user of a
+ * task. File creation is the slow part of a start on a busy ext4 (inode
+ * allocation scans), so a hundred starts run side by side, not one by one
+ * on the loop. */
+static void prepare_work(uv_work_t *w)
+{
+    struct agent_prep *p = container_of(w, struct agent_prep, work);
+    const char *dir = p->t->dir; /* fixed for the task's life */
+    char state[4300];
+    snprintf(state, sizeof(state), "%s/state", dir);
+    if ((mkdir(dir, 0711) != 0 && errno != EEXIST) || chmod(dir, 0711) != 0) {
+        p->rv = -errno;
+        snprintf(p->errmsg, 256, "%s: %s", dir, strerror(errno));
+        return;
+    }
+    unlink(state);
+    p->rv = save_assignment(dir, p->assignment, p->errmsg);
+    if (p->rv == 0 && p->has_user)
+        p->rv = resolve_user(p->user, &p->uid, &p->gid, p->groups, &p->n_groups, p->errmsg);
+    if (p->rv == 0 && !p->workdir[0]) {
+        /* A private scratch dir, the task's user's own; the task dir above
+         * it (logs, state) stays root's, traversable only. */
+        snprintf(p->workdir, sizeof(p->workdir), "%s/work", dir);
+        if ((mkdir(p->workdir, 0700) != 0 && errno != EEXIST) ||
+            chown(p->workdir, p->uid, p->gid) != 0) {
+            p->rv = -errno;
+            snprintf(p->errmsg, 256, "%s: %s", p->workdir, strerror(errno));
+        }
+    }
+    if (p->rv == 0)
+        p->rv = agent_cgroup_create(p->t->id, &p->lim, &p->cgroup, p->errmsg);
+}
+
+static void prep_free(struct agent_prep *p)
+{
+    free(p->assignment);
+    free(p);
+}
+
+static void prepare_done(uv_work_t *w, int status)
+{
+    struct agent_prep *p = container_of(w, struct agent_prep, work);
+    struct agent_task *t = p->t;
+    t->prep = NULL;
+    if (t->closing) {
+        agent_cgroup_remove(&p->cgroup);
+        prep_free(p);
+        agent_task_unref(t);
+        return;
+    }
+    agent_task_unref(t);
+    if (status != 0 && p->rv == 0) {
+        p->rv = status;
+        snprintf(p->errmsg, 256, "prepare: %s", uv_strerror(status));
+    }
+    t->cgroup = p->cgroup;
+    if (p->rv != 0) {
+        common_strlcpy(t->exit.error, p->errmsg, sizeof(t->exit.error));
+        t->exit.code = 127;
+        prep_free(p);
+        agent_task_event(t, AGENT_EV_EXITED);
+        return;
+    }
+    t->prep = p;
+    agent_task_event(t, AGENT_EV_PREPARED);
+    t->prep = NULL;
+    prep_free(p);
+}
+
+int agent_process_prepare(struct agent_task *t, char *errmsg)
+{
+    const json_t *command = json_object_get(t->spec, "command");
+    const json_t *args = json_object_get(t->spec, "args");
+    if (json_array_size(command) + json_array_size(args) == 0) {
+        snprintf(errmsg, 256, "%s", "task.command is empty: the process driver needs a program");
+        return -EINVAL;
+    }
+    struct agent_prep *p = xcalloc(1, sizeof(*p));
+    p->t = t;
+    p->assignment = json_dumps(t->assignment, JSON_COMPACT);
+    const char *user = json_string_value(json_object_get(t->spec, "user"));
+    const char *workdir = json_string_value(json_object_get(t->spec, "workdir"));
+    p->has_user = user && user[0];
+    common_strlcpy(p->user, p->has_user ? user : "", sizeof(p->user));
+    common_strlcpy(p->workdir, workdir ? workdir : "", sizeof(p->workdir));
+    limits_of(t->spec, &p->lim);
+    int rv = uv_queue_work(agent_supervisor_loop(t->sup), &p->work, prepare_work, prepare_done);
+    if (rv != 0) {
+        snprintf(errmsg, 256, "prepare: %s", uv_strerror(rv));
+        prep_free(p);
+        return rv;
+    }
+    t->prep = p;
+    t->open_handles++; /* the task lives until the work is done */
+    return 0;
+}
+
+int agent_process_spawn(struct agent_task *t, char *errmsg)
+{
+    char monitor[PATH_MAX];
+    monitor_path(monitor, sizeof(monitor));
+    struct argv_buf a = {0};
+    build_argv(t, t->prep, monitor, &a);
+    char **env = build_env(t);
+    int rv = spawn_monitor(t, a.v, env, errmsg);
+    free_env(env);
+    argv_free(&a);
+    if (rv != 0)
+        return rv;
+    t->polls = 0;
+    uv_timer_start(&t->timer, start_poll, 1, 0);
+    return 0;
+}
+
+static void stop_overdue(uv_timer_t *h)
+{
+    struct agent_task *t = h->data;
+    LOGW("task %s: its monitor did not stop it in time: killing both", t->id);
+    if (t->pidfd >= 0)
+        pidfd_signal(t->pidfd, SIGKILL);
+    agent_cgroup_remove(&t->cgroup);
+}
+
+void agent_process_stop(struct agent_task *t)
+{
+    uv_timer_stop(&t->timer);
+    if (t->pidfd < 0)
+        return;
+    pidfd_signal(t->pidfd, SIGTERM);
+    int64_t grace = 10000;
+    const char *g = json_string_value(json_object_get(t->spec, "stop_grace_period"));
+    if (g)
+        common_parse_duration(g, &grace);
+    uv_timer_start(&t->timer, stop_overdue, (uint64_t)(grace + STOP_EXTRA_MS), 0);
+}
+
+/* Whether pid is the monitor of this task (not a recycled pid). */
+static int is_our_monitor(const struct agent_task *t, pid_t pid)
+{
+    char path[64], cmd[8192];
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, cmd, sizeof(cmd) - 1) : -1;
+    if (n <= 0)
+        return 0;
+    for (ssize_t i = 0; i < n; i++)
+        if (cmd[i] == '\0')
+            cmd[i] = ' ';
+    cmd[n] = '\0';
+    return strstr(cmd, t->dir) != NULL;
+}
+
+int agent_process_adopt(struct agent_task *t)
+{
+    struct mon_state ms;
+    if (read_state(t->dir, &ms) != 0 || ms.monitor_pid <= 0)
+        return -ENOENT;
+    agent_cgroup_find(t->id, &t->cgroup);
+    t->pid = ms.pid;
+    t->desired_running = 1;
+    if (!ms.has_exit && is_our_monitor(t, ms.monitor_pid) &&
+        watch_monitor(t, ms.monitor_pid) == 0) {
+        t->started_ms = common_now_ms();
+        t->state = ms.pid > 0 ? AGENT_T_RUNNING : AGENT_T_STARTING;
+        if (!ms.pid)
+            uv_timer_start(&t->timer, start_poll, 1, 0);
+        return 0;
+    }
+    /* It ended while shoald was away: the caller feeds the exit. */
+    t->state = AGENT_T_RUNNING;
+    t->exit = ms.exit;
+    if (!ms.has_exit)
+        t->exit.code = -1;
+    return 1;
+}
+
+void agent_process_cleanup(struct agent_task *t)
+{
+    agent_cgroup_remove(&t->cgroup);
+    memset(&t->cgroup, 0, sizeof(t->cgroup));
+}

@@ -1,0 +1,145 @@
+/* `shoal service ps` and `shoal node ps`: tasks as the cluster holds them. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/util.h"
+#include "ctl/ctl.h"
+
+/* "3 seconds ago", "2 minutes ago" from a time in ms since the epoch. */
+static void ago(json_int_t ms, char *out, size_t size)
+{
+    if (ms <= 0) {
+        snprintf(out, size, "-");
+        return;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    long long secs = ((long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 - ms) / 1000;
+    if (secs < 0)
+        secs = 0;
+    static const struct {
+        long long size;
+        const char *unit;
+    } units[] = {{86400, "day"}, {3600, "hour"}, {60, "minute"}, {1, "second"}};
+    for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+        if (secs >= units[i].size || units[i].size == 1) {
+            long long n = secs / units[i].size;
+            snprintf(out, size, "%lld %s%s ago", n, units[i].unit, n == 1 ? "" : "s");
+            return;
+        }
+    }
+}
+
+/* Node id -> name, from GET /v1/nodes (NULL when it cannot be read). */
+static json_t *node_names(struct ctl_ctx *ctx)
+{
+    json_t *nodes = NULL, *names = json_object();
+    if (ctl_http_request(ctx, "GET", "/v1/nodes", NULL, &nodes, NULL) == 0) {
+        size_t i;
+        json_t *n;
+        json_array_foreach(nodes, i, n)
+            json_object_set(names, ctl_json_str(n, "id", ""), json_object_get(n, "name"));
+    }
+    json_decref(nodes);
+    return names;
+}
+
+static void print_tasks(const json_t *list, const json_t *names)
+{
+    static const char *const headers[] = {"ID",      "NAME",  "NODE",     "DESIRED",
+                                          "CURRENT", "SINCE", "RESTARTS", "MESSAGE"};
+    struct ctl_table t;
+    ctl_table_init(&t, ARRAY_SIZE(headers), headers);
+    size_t i;
+    json_t *task;
+    json_array_foreach(list, i, task)
+    {
+        const char *node = ctl_json_str(task, "node", "");
+        const char *node_name = json_string_value(json_object_get(names, node));
+        json_int_t slot = json_integer_value(json_object_get(task, "slot"));
+        const char *id = ctl_json_str(task, "id", "");
+        ctl_table_cell(&t, id[0] ? id : "-");
+        if (slot > 0)
+            ctl_table_cellf(&t, "%s.%lld", ctl_json_str(task, "service", "?"), (long long)slot);
+        else
+            ctl_table_cellf(&t, "%s@%s", ctl_json_str(task, "service", "?"),
+                            node_name ? node_name
+                            : node[0] ? node
+                                      : "-");
+        ctl_table_cell(&t, node_name ? node_name : node[0] ? node : "-");
+        ctl_table_cell(&t, ctl_json_str(task, "desired_state", "-"));
+        json_t *code = json_object_get(task, "exit_code");
+        if (json_is_integer(code))
+            ctl_table_cellf(&t, "%s (%lld)", ctl_json_str(task, "state", "-"),
+                            (long long)json_integer_value(code));
+        else
+            ctl_table_cell(&t, ctl_json_str(task, "state", "-"));
+        char since[64];
+        ago(json_integer_value(json_object_get(task, "updated_ms")), since, sizeof(since));
+        ctl_table_cell(&t, since);
+        ctl_table_cellf(&t, "%lld",
+                        (long long)json_integer_value(json_object_get(task, "restarts")));
+        ctl_table_cell(&t, ctl_json_str(task, "message", ""));
+    }
+    ctl_table_print(&t, stdout, 0);
+    ctl_table_free(&t);
+}
+
+/* GETs the tasks at path and prints them. */
+static int show_tasks(struct ctl_ctx *ctx, const char *path)
+{
+    json_t *list = NULL;
+    if (ctl_http_request(ctx, "GET", path, NULL, &list, NULL) < 0)
+        return ctl_error("%s", ctx->errmsg);
+    if (ctx->output == CTL_OUT_JSON) {
+        ctl_print_json(list);
+    } else {
+        json_t *names = node_names(ctx);
+        print_tasks(list, names);
+        json_decref(names);
+    }
+    json_decref(list);
+    return CTL_EXIT_OK;
+}
+
+int ctl_service_ps(struct ctl_ctx *ctx, int argc, char **argv)
+{
+    int rv = ctl_plain_options(ctx, argc, argv);
+    if (rv >= 0)
+        return rv;
+    if (optind + 1 != argc)
+        return ctl_usage_error(ctx, "give one service name");
+    /* A name that is no service is an error, not an empty list. */
+    _cleanup_free_ char *name = ctl_http_escape(argv[optind]);
+    _cleanup_free_ char *svc = NULL, *path = NULL;
+    if (asprintf(&svc, "/v1/services/%s", name) < 0 ||
+        asprintf(&path, "/v1/tasks?service=%s", name) < 0)
+        abort();
+    json_t *obj = NULL;
+    if (ctl_http_request(ctx, "GET", svc, NULL, &obj, NULL) < 0)
+        return ctl_error("%s: %s", argv[optind], ctx->errmsg);
+    json_decref(obj);
+    return show_tasks(ctx, path);
+}
+
+int ctl_node_ps(struct ctl_ctx *ctx, int argc, char **argv)
+{
+    int rv = ctl_plain_options(ctx, argc, argv);
+    if (rv >= 0)
+        return rv;
+    if (optind + 1 != argc)
+        return ctl_usage_error(ctx, "give one node (id or name)");
+    _cleanup_free_ char *name = ctl_http_escape(argv[optind]);
+    _cleanup_free_ char *node = NULL, *path = NULL;
+    if (asprintf(&node, "/v1/nodes/%s", name) < 0)
+        abort();
+    json_t *obj = NULL;
+    if (ctl_http_request(ctx, "GET", node, NULL, &obj, NULL) < 0)
+        return ctl_error("%s: %s", argv[optind], ctx->errmsg);
+    _cleanup_free_ char *id = ctl_http_escape(ctl_json_str(obj, "id", argv[optind]));
+    json_decref(obj);
+    if (asprintf(&path, "/v1/tasks?node=%s", id) < 0)
+        abort();
+    return show_tasks(ctx, path);
+}
