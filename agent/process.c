@@ -449,9 +449,8 @@ static void prepare_done(uv_work_t *w, int status)
     t->cgroup = p->cgroup;
     if (p->rv != 0) {
         common_strlcpy(t->exit.error, p->errmsg, sizeof(t->exit.error));
-        t->exit.code = 127;
         prep_free(p);
-        agent_task_event(t, AGENT_EV_EXITED);
+        agent_task_event(t, AGENT_EV_REJECTED);
         return;
     }
     t->prep = p;

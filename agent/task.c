@@ -106,6 +106,17 @@ static void start_failed(struct agent_task *t, const char *errmsg)
     agent_task_event(t, AGENT_EV_EXITED);
 }
 
+/* This node cannot run it (no such user here, no cgroups, a disk error...):
+ * rejected, for the reconciler to place again, after a backoff. */
+static void act_rejected(struct agent_task *t)
+{
+    agent_process_cleanup(t);
+    if (!t->desired_running)
+        set_state(t, AGENT_T_SHUTDOWN, "%s", "stopped before it started");
+    else
+        set_state(t, AGENT_T_REJECTED, "rejected by this node: %s", t->exit.error);
+}
+
 static void act_start(struct agent_task *t)
 {
     char errmsg[256];
@@ -113,8 +124,10 @@ static void act_start(struct agent_task *t)
     t->exit.code = -1;
     t->pid = 0;
     set_state(t, AGENT_T_PREPARING, "%s", "preparing");
-    if (agent_process_prepare(t, errmsg) != 0)
-        start_failed(t, errmsg);
+    if (agent_process_prepare(t, errmsg) != 0) {
+        common_strlcpy(t->exit.error, errmsg, sizeof(t->exit.error));
+        act_rejected(t);
+    }
 }
 
 static void act_prepared(struct agent_task *t)
@@ -238,6 +251,7 @@ static const action_fn table[AGENT_T_STATE_COUNT][AGENT_EV_COUNT] = {
     [AGENT_T_BACKOFF] = {[AGENT_EV_TIMER] = act_start, [AGENT_EV_STOP] = act_cancel},
     [AGENT_T_STOPPING] = {[AGENT_EV_EXITED] = act_stopped},
     [AGENT_T_PREPARING] = {[AGENT_EV_PREPARED] = act_prepared,
+                           [AGENT_EV_REJECTED] = act_rejected,
                            [AGENT_EV_EXITED] = act_exited,
                            [AGENT_EV_STOP] = act_stop_preparing},
     /* The ended states take no event: a final task stays as it ended. */

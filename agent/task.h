@@ -39,6 +39,7 @@ enum agent_tevent {
     AGENT_EV_STOP,     /* desired shutdown, or no longer assigned */
     AGENT_EV_TIMER,    /* the backoff delay passed */
     AGENT_EV_PREPARED, /* its files, cgroups and user are ready: spawn */
+    AGENT_EV_REJECTED, /* it cannot be prepared here (exit.error says why) */
     AGENT_EV_COUNT,
 };
 
@@ -116,8 +117,8 @@ void agent_task_unref(struct agent_task *t);
 
 /* The process driver (agent/process.c). prepare: makes the task's files,
  * cgroups and work dir off the loop, then feeds AGENT_EV_PREPARED (or
- * AGENT_EV_EXITED with the error); returns an error at once only when the
- * task cannot be run at all. spawn (on PREPARED): starts the monitor, which
+ * AGENT_EV_REJECTED with the reason in exit.error); returns an error at once
+ * when the task cannot be run at all. spawn (on PREPARED): starts the monitor, which
  * runs the program; its events come back through agent_task_event. stop:
  * asks the monitor to stop the program (stop signal, grace, KILL). adopt:
  * finds the monitor of a task started by an earlier shoald: returns 0 when

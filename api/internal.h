@@ -35,7 +35,7 @@ struct api_server {
     api_node_logs_cb node_logs;
     void *node_logs_data;
     struct api__node_read *node_reads; /* parked POST /v1/node/logs reads (logs.c) */
-    struct api__fanout *fanouts;       /* POST /v1/logs waiting for nodes (logs.c) */
+    struct api__fanout *fanouts;       /* POST /v1/logs waiting for nodes (logs_fanout.c) */
     int closing;
 };
 
@@ -131,7 +131,7 @@ void api__node_tasks_report(struct api__call *call);
 void api__tasks_list(struct api__call *call);
 void api__task_get(struct api__call *call);
 
-/* logs.c: POST /v1/logs (managers) and POST /v1/node/logs (every node). */
+/* logs_fanout.c: POST /v1/logs (managers); logs.c: POST /v1/node/logs (every node). */
 #define API_LOGS_MAX_WAIT_MS 30000 /* the longest wait of either */
 void api__logs(struct api__call *call);
 void api__node_logs(struct api__call *call);

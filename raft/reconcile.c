@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/units.h"
 #include "common/util.h"
 #include "raft/store.h"
 #include "scheduler/from_json.h"
@@ -122,21 +123,77 @@ static json_t *history_to_drop(const struct rs_state *st)
     return drop;
 }
 
-static json_t *plan_op(const struct sch_plan *p)
+#define MAX_BACKOFF_MS (60 * 1000)
+
+static bool same_place(const json_t *a, const json_t *b)
+{
+    json_int_t slot = json_integer_value(json_object_get(a, "slot"));
+    return json_equal(json_object_get(a, "service"), json_object_get(b, "service")) &&
+           slot == json_integer_value(json_object_get(b, "slot")) &&
+           (slot != 0 || json_equal(json_object_get(a, "node"), json_object_get(b, "node")));
+}
+
+static bool is_rejected(const json_t *t)
+{
+    const char *state = json_string_value(json_object_get(t, "state"));
+    return state && strcmp(state, "rejected") == 0;
+}
+
+/* When the replacement of a rejected task is due (wall-clock ms): a node
+ * refused it (it could not prepare it), so a new try waits the task's
+ * restart delay, doubled for every other rejection its slot holds in its
+ * history, up to a minute: the reconciler's side of the restart backoff, so
+ * that a task no node can run never becomes a hot loop of replacements. */
+static int64_t rejected_due(const struct rs_state *st, const json_t *t)
+{
+    int64_t delay = 5000;
+    const char *d = json_string_value(
+        json_object_get(json_object_get(json_object_get(t, "spec"), "restart"), "delay"));
+    if (d)
+        common_parse_duration(d, &delay);
+    int64_t cap = delay > MAX_BACKOFF_MS ? delay : MAX_BACKOFF_MS;
+    const char *id;
+    json_t *other;
+    json_object_foreach((json_t *)st->tasks, id, other)
+    {
+        if (other != t && is_rejected(other) && same_place(t, other) && delay < cap)
+            delay = delay * 2 < cap ? delay * 2 : cap;
+    }
+    return json_integer_value(json_object_get(t, "updated_ms")) + delay;
+}
+
+/* The plan as a tasks.plan command. Replacements of rejected tasks that are
+ * not due yet are left out (with the stop of the task they replace);
+ * *wake_wall is set to the earliest due time, 0 when none waits. */
+static json_t *plan_op(const struct sch_plan *p, const struct rs_state *st, int64_t now_wall,
+                       int64_t *wake_wall)
 {
     json_t *create = json_array(), *stop = json_array(), *pending = json_object();
+    json_t *deferred = json_object();
+    *wake_wall = 0;
     for (size_t i = 0; i < p->n_creates; i++) {
         char id[26];
         memcpy(id, "t", 2);
         common_random_hex(id + 1, 12);
         const struct sch_create *c = &p->creates[i];
+        const json_t *old = c->replaces ? json_object_get(st->tasks, c->replaces) : NULL;
+        if (old && is_rejected(old)) {
+            int64_t due = rejected_due(st, old);
+            if (now_wall < due) {
+                json_object_set_new(deferred, c->replaces, json_true());
+                *wake_wall = *wake_wall && *wake_wall < due ? *wake_wall : due;
+                continue;
+            }
+        }
         json_array_append_new(create, json_pack("{s:s, s:s, s:i, s:s, s:I}", "id", id, "service",
                                                 c->service, "slot", (int)c->slot, "node", c->node,
                                                 "version", (json_int_t)c->version));
     }
     for (size_t i = 0; i < p->n_stops; i++)
-        json_array_append_new(stop, json_pack("{s:s, s:b}", "id", p->stops[i].task, "orphaned",
-                                              p->stops[i].orphaned));
+        if (!json_object_get(deferred, p->stops[i].task))
+            json_array_append_new(stop, json_pack("{s:s, s:b}", "id", p->stops[i].task, "orphaned",
+                                                  p->stops[i].orphaned));
+    json_decref(deferred);
     for (size_t i = 0; i < p->n_unplaced; i++) {
         const struct sch_unplaced *u = &p->unplaced[i];
         json_t *list = json_object_get(pending, u->service);
@@ -146,7 +203,7 @@ static json_t *plan_op(const struct sch_plan *p)
                                               u->node ? u->node : "", "reason", u->reason));
     }
     return json_pack("{s:s, s:o, s:o, s:o, s:I}", "op", "tasks.plan", "create", create, "stop",
-                     stop, "pending", pending, "at", (json_int_t)common_wall_ms());
+                     stop, "pending", pending, "at", (json_int_t)now_wall);
 }
 
 void rs_reconciler_tick(struct rs_reconciler *r, uint64_t now_ms)
@@ -156,9 +213,11 @@ void rs_reconciler_tick(struct rs_reconciler *r, uint64_t now_ms)
      * (with 10,000 services a round takes ~200 ms), so that a stream of
      * writes cannot keep the leader planning. */
     uint64_t gap = now_ms - r->last_run_ms;
+    bool woken = r->wake_ms && now_ms >= r->wake_ms;
     if (r->in_flight || !st->cluster || gap < 5 * r->last_cost_ms ||
-        (st->index == r->planned_at && gap < PERIOD_MS))
+        (st->index == r->planned_at && gap < PERIOD_MS && !woken))
         return;
+    r->wake_ms = 0;
     r->planned_at = st->index;
     r->last_run_ms = now_ms;
     json_t *services, *nodes, *tasks;
@@ -170,7 +229,10 @@ void rs_reconciler_tick(struct rs_reconciler *r, uint64_t now_ms)
     } else if (sch_plan_compute(&in.in, &plan) != 0) {
         LOGW("reconcile: %s", plan.errmsg);
     } else {
-        json_t *op = plan_op(&plan);
+        int64_t now_wall = (int64_t)common_wall_ms(), wake_wall;
+        json_t *op = plan_op(&plan, st, now_wall, &wake_wall);
+        if (wake_wall)
+            r->wake_ms = now_ms + (uint64_t)(wake_wall - now_wall);
         json_t *drop = history_to_drop(st);
         int changed = plan.n_creates || plan.n_stops || json_array_size(drop) ||
                       !json_equal(json_object_get(op, "pending"), st->pending);

@@ -14,6 +14,7 @@ struct rs_reconciler {
     uint64_t planned_at;   /* the state index the last plan was computed at */
     uint64_t last_run_ms;  /* monotonic */
     uint64_t last_cost_ms; /* how long the last round took */
+    uint64_t wake_ms;      /* monotonic: a deferred replacement is due, 0 = none */
 };
 
 void rs_reconciler_init(struct rs_reconciler *r, struct rs_store *store);

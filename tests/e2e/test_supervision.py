@@ -309,3 +309,25 @@ def test_global_service_follows_joining_node(make_cluster):
     c.write("PATCH", f"/v1/nodes/{w.node_id}", {"availability": "drain"})
     wait_until(lambda: running(c, "sup-agent", 2), 20, what="gone from the drained node")
     delete(c, "sup-agent")
+
+
+def test_rejected_tasks_replaced_with_backoff(cluster):
+    """A node that cannot prepare a task (here: no such user) rejects it;
+    the reconciler places it again only after the restart delay, doubling
+    with every rejection of the slot: never a hot loop."""
+    c = cluster
+    c.write("POST", "/v1/services",
+            svc("sup-reject", 1, user="no-such-user-shoal", restart={"delay": "200ms"}))
+
+    def rejected():
+        ts = sorted((t for t in tasks(c, "sup-reject") if t["state"] == "rejected"),
+                    key=lambda t: t["created_ms"])
+        return len(ts) >= 3 and ts
+
+    ts = wait_until(rejected, 30, what="three rejections")
+    assert all("no such user" in t["message"] for t in ts), ts
+    # Each replacement came no sooner than the doubled delay after the
+    # rejection before it (lower bounds only: never faster).
+    for before, after, delay in ((ts[0], ts[1], 200), (ts[1], ts[2], 400)):
+        assert after["created_ms"] - before["updated_ms"] >= delay, (before, after)
+    delete(c, "sup-reject")
