@@ -14,6 +14,7 @@
 #include "common/httpc.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "scheduler/scheduler.h"
 
 #define WATCH_WAIT       "30s"
 #define WATCH_TIMEOUT_MS 40000
@@ -201,9 +202,12 @@ static void apply_assignment(struct agent_supervisor *sup, const json_t *a)
     int run = strcmp(desired, "running") == 0;
     struct agent_task *t = find(sup, id);
     if (!t) {
-        /* Never seen here: start it, unless it is known to have ended (its
-         * files were lost with this node's data) or it is to stop. */
-        if (!run || (strcmp(state, "assigned") != 0 && strcmp(state, "new") != 0))
+        /* Never seen here: start it, unless it is to stop or has ended.
+         * One the cluster believes live but this node has no file of (its
+         * shoald died before writing any) is started too: nothing runs it,
+         * and left alone it would stay "preparing" forever. */
+        enum sch_task_state st;
+        if (!run || sch_task_state_parse(state, &st) != 0 || st > SCH_TASK_RUNNING)
             return;
         t = agent_task_new(sup, a, sup->tasks_dir);
         if (!t) {
