@@ -131,6 +131,19 @@ void api__node_tasks_report(struct api__call *call);
 void api__tasks_list(struct api__call *call);
 void api__task_get(struct api__call *call);
 
+/* plan.c, plan_diff.c: POST /v1/plan, a dry run of service writes. */
+#define API_PLAN_MAX_SPECS 256 /* specs in one request */
+void api__plan(struct api__call *call);
+/* The field-by-field difference from old to new (both borrowed; NULL for
+ * absent): objects compared key by key (keys in byte order), arrays index
+ * by index, other values by json_equal. Returns (transferred) a list of
+ * {"path": "task.env.X" | "task.command[0]" | "" for the root, "old", "new"},
+ * JSON null standing for an absent side. An object on one side only is
+ * listed field by field (an empty one whole); an array on one side only,
+ * or against another type, whole. Nesting is bounded by the caller
+ * (request bodies: API_SPEC_MAX_DEPTH). */
+json_t *api__plan_diff(const json_t *old, const json_t *new);
+
 /* logs_fanout.c: POST /v1/logs (managers); logs.c: POST /v1/node/logs (every node). */
 #define API_LOGS_MAX_WAIT_MS 30000 /* the longest wait of either */
 void api__logs(struct api__call *call);

@@ -50,6 +50,7 @@ static const struct route routes[] = {
     {HTTP_GET, "/v1/tasks", api__tasks_list, 0},
     {HTTP_GET, "/v1/tasks/{}", api__task_get, 0},
     {HTTP_POST, "/v1/logs", api__logs, 0},
+    {HTTP_POST, "/v1/plan", api__plan, 0},
     {HTTP_POST, "/v1/node/logs", api__node_logs, ROUTE_OPEN | ROUTE_LOCAL},
 };
 

@@ -278,6 +278,15 @@ void ctl_spec_print_flags(unsigned where, FILE *out, int width);
  * set to "<path>: <reason>" (with line and column for JSON errors). */
 int ctl_read_json_file(const char *path, json_t **out, char *errmsg, size_t errmsg_size);
 
+/* apply.c: checks that every spec of list (a JSON array, borrowed) is an
+ * object with a string name, so that nothing is sent when the file is
+ * malformed; file names the file in the message. Returns 0, or
+ * CTL_EXIT_ERROR with the error printed. */
+int ctl_check_specs(const char *file, const json_t *list);
+
+/* plan.c: shoal plan -f FILE. */
+int ctl_plan(struct ctl_ctx *ctx, int argc, char **argv);
+
 /* Command handlers (cluster.c, node.c, service.c, apply.c). */
 int ctl_cluster_status(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cluster_join_token(struct ctl_ctx *ctx, int argc, char **argv);

@@ -104,10 +104,26 @@ static const struct ctl_command commands[] = {
      "error is printed once and following goes on).\n"
      "\nExamples:\n  shoal logs web --tail 20\n  shoal logs -f --since 10m web\n",
      0},
-    {NULL, "apply", ctl_apply, "-f FILE [-o json]",
+    {NULL, "plan", ctl_plan, "-f FILE [-o json]",
+     "Show what applying a spec file would change, changing nothing",
+     "-f, --file FILE\tthe spec file (- for stdin), as for apply\n"
+     "-o, --output json\tprint the server's answer (POST /v1/plan)\n",
+     "For each service: create, update or no change, the diff field by field\n"
+     "(~ changed, + added, - removed), what the scheduler would do (tasks to\n"
+     "create, stop and replace, replicas it cannot place and why), then the\n"
+     "apply command that refuses to write a service changed since the plan.\n"
+     "Exit codes: 0 no change, 1 changes, 2 error (as kubectl diff).\n"
+     "\nExample:\n  shoal plan -f stack.json\n",
+     0},
+    {NULL, "apply", ctl_apply, "-f FILE [--check-index [NAME=]N]... [-o json]",
      "Create or replace the services of a spec file (one spec or a list)",
-     "-f, --file FILE\tthe spec file (- for stdin)\n" WRITE_OUTPUT,
-     "Example:\n  shoal apply -f stack.json\n", 0},
+     "-f, --file FILE\tthe spec file (- for stdin)\n"
+     "--check-index N\twrite the file's one service only if its modify_index is\n"
+     "\tstill N (0: only if it does not exist), as `shoal plan` printed it;\n"
+     "\tNAME=N: the same for service NAME of the file (repeatable)\n" WRITE_OUTPUT,
+     "Example:\n  shoal plan -f stack.json\n"
+     "  shoal apply -f stack.json --check-index web=42 --check-index api=0\n",
+     0},
 };
 
 static const char global_options[] =

@@ -32,12 +32,39 @@ static void plan_done(void *data, struct rs_op_result *res)
         LOGW("reconcile: plan not committed: %s", res->err.msg);
 }
 
-/* The state as the scheduler's JSON input (transferred arrays). */
-static void gather(const struct rs_state *st, json_t **services, json_t **nodes, json_t **tasks)
+void rs_reconcile_input(const struct rs_state *st, const json_t *overrides, json_t **services,
+                        json_t **nodes, json_t **tasks)
 {
+    /* By name, so that each stored service is looked up once. */
+    json_t *by_name = json_object();
+    size_t k;
+    json_t *svc;
+    json_array_foreach(overrides, k, svc)
+    {
+        const char *name = json_string_value(json_object_get(svc, "name"));
+        if (name)
+            json_object_set(by_name, name, svc);
+    }
     *services = json_array();
-    for (size_t i = 0; i < st->n_services; i++)
-        json_array_append_new(*services, rs_service_json(st->services[i]));
+    for (size_t i = 0; i < st->n_services; i++) {
+        json_t *over = json_object_get(by_name, st->services[i]->name);
+        if (over) {
+            json_array_append(*services, over);
+            json_object_del(by_name, st->services[i]->name);
+        } else {
+            json_array_append_new(*services, rs_service_json(st->services[i]));
+        }
+    }
+    /* The overrides of services that do not exist yet, in their order. */
+    json_array_foreach(overrides, k, svc)
+    {
+        const char *name = json_string_value(json_object_get(svc, "name"));
+        if (name && json_object_get(by_name, name)) {
+            json_array_append(*services, svc);
+            json_object_del(by_name, name);
+        }
+    }
+    json_decref(by_name);
     *nodes = json_array();
     for (size_t i = 0; i < st->n_nodes; i++)
         json_array_append(*nodes, st->nodes[i]->obj);
@@ -221,7 +248,7 @@ void rs_reconciler_tick(struct rs_reconciler *r, uint64_t now_ms)
     r->planned_at = st->index;
     r->last_run_ms = now_ms;
     json_t *services, *nodes, *tasks;
-    gather(st, &services, &nodes, &tasks);
+    rs_reconcile_input(st, NULL, &services, &nodes, &tasks);
     struct sch_json_input in = {0};
     struct sch_plan plan = {0};
     if (sch_input_from_json(services, nodes, tasks, &in) != 0) {

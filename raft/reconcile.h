@@ -4,9 +4,11 @@
 #ifndef SHOAL_RAFT_RECONCILE_H
 #define SHOAL_RAFT_RECONCILE_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 struct rs_store;
+struct rs_state;
 
 struct rs_reconciler {
     struct rs_store *store; /* borrowed */
@@ -22,6 +24,18 @@ void rs_reconciler_init(struct rs_reconciler *r, struct rs_store *store);
 /* One round on the leader (called often; it plans only when the state moved,
  * or every few seconds, and never with a plan in flight). */
 void rs_reconciler_tick(struct rs_reconciler *r, uint64_t now_ms);
+
+/* Gathers the state as the scheduler's input (sch_input_from_json): every
+ * service's JSON, every node's and every task's, as the reconciler plans
+ * with them. overrides (borrowed, may be NULL) is an array of service
+ * objects that stand in for the stored services of the same name (those
+ * whose name is stored nowhere are added, a second one of a name is
+ * ignored): a plan of what a write would do (POST /v1/plan), the state
+ * itself unchanged. The three arrays are transferred (json_decref); they
+ * hold references to the state's nodes and tasks (and to the overrides), so
+ * they are valid while the state is not applied to. */
+void rs_reconcile_input(const struct rs_state *st, const json_t *overrides, json_t **services,
+                        json_t **nodes, json_t **tasks);
 
 /* Forgets what was planned (leadership starts). */
 void rs_reconciler_reset(struct rs_reconciler *r);
