@@ -25,7 +25,6 @@
 #include "common/util.h"
 
 #define MAX_ARGS      600
-#define MAX_GROUPS    64
 #define DEFAULT_PATH  "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define STOP_EXTRA_MS 5000 /* after the grace period, the monitor itself is killed */
 
@@ -188,7 +187,7 @@ static int resolve_user(const char *user, uid_t *uid, gid_t *gid, gid_t *groups,
         *gid = (gid_t)strtoul(colon + 1, NULL, 10);
     *n_groups = 0;
     if (res) {
-        int ng = MAX_GROUPS;
+        int ng = AGENT_MAX_GROUPS;
         if (getgrouplist(res->pw_name, *gid, groups, &ng) >= 0)
             *n_groups = ng;
     }
@@ -232,39 +231,34 @@ struct agent_prep {
     uv_work_t work;
     struct agent_task *t;
     char *assignment; /* owned: task.json's text */
-    char user[256];
-    char workdir[4300]; /* "" = DIR/work, made here */
+    struct agent_process_ctx ctx;
     struct agent_cgroup_limits lim;
-    int has_user;
-    uid_t uid;
-    gid_t gid, groups[MAX_GROUPS];
-    int n_groups;
     struct agent_cgroup cgroup;
     int rv;
     char errmsg[256];
 };
 
-static void user_args(const struct agent_prep *p, struct argv_buf *a)
+static void user_args(const struct agent_process_ctx *c, struct argv_buf *a)
 {
-    if (!p->has_user)
+    if (!c->has_user)
         return;
     add(a, "--uid");
-    addf(a, "%u", (unsigned)p->uid);
+    addf(a, "%u", (unsigned)c->uid);
     add(a, "--gid");
-    addf(a, "%u", (unsigned)p->gid);
-    char list[MAX_GROUPS * 12] = "";
+    addf(a, "%u", (unsigned)c->gid);
+    char list[AGENT_MAX_GROUPS * 12] = "";
     size_t len = 0;
-    for (int i = 0; i < p->n_groups; i++)
+    for (int i = 0; i < c->n_groups; i++)
         len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%u", i ? "," : "",
-                                (unsigned)p->groups[i]);
-    if (p->n_groups > 0) {
+                                (unsigned)c->groups[i]);
+    if (c->n_groups > 0) {
         add(a, "--groups");
         addf(a, "%s", list);
     }
 }
 
 /* The monitor's command line: options from the template, then the program. */
-static void build_argv(struct agent_task *t, const struct agent_prep *p, const char *monitor,
+static void build_argv(struct agent_task *t, const struct agent_process_ctx *c, const char *monitor,
                        struct argv_buf *a)
 {
     const json_t *command = json_object_get(t->spec, "command");
@@ -272,9 +266,9 @@ static void build_argv(struct agent_task *t, const struct agent_prep *p, const c
     add(a, monitor);
     add(a, "--dir");
     add(a, t->dir);
-    user_args(p, a);
+    user_args(c, a);
     add(a, "--cwd");
-    add(a, p->workdir);
+    add(a, c->workdir);
     const char *sig = json_string_value(json_object_get(t->spec, "stop_signal"));
     int signo = sig ? api_spec_signal_number(sig) : 0;
     add(a, "--stop-signal");
@@ -308,7 +302,7 @@ static void build_argv(struct agent_task *t, const struct agent_prep *p, const c
     add(a, NULL);
 }
 
-static char **build_env(struct agent_task *t)
+static char **build_env(const struct agent_task *t)
 {
     const json_t *env = json_object_get(t->spec, "env");
     size_t n = json_object_size(env), k = 0;
@@ -336,9 +330,37 @@ static char **build_env(struct agent_task *t)
 
 static void free_env(char **env)
 {
-    for (size_t i = 0; env[i]; i++)
+    for (size_t i = 0; env && env[i]; i++)
         free(env[i]);
     free(env);
+}
+
+void agent_process_ctx_init(const struct agent_task *t, struct agent_process_ctx *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->env = build_env(t);
+    const char *user = json_string_value(json_object_get(t->spec, "user"));
+    const char *workdir = json_string_value(json_object_get(t->spec, "workdir"));
+    c->has_user = user && user[0];
+    common_strlcpy(c->user, c->has_user ? user : "", sizeof(c->user));
+    c->own_workdir = !workdir || !workdir[0];
+    if (c->own_workdir)
+        snprintf(c->workdir, sizeof(c->workdir), "%s/work", t->dir);
+    else
+        common_strlcpy(c->workdir, workdir, sizeof(c->workdir));
+}
+
+int agent_process_ctx_resolve(struct agent_process_ctx *c, char *errmsg)
+{
+    if (!c->has_user)
+        return 0;
+    return resolve_user(c->user, &c->uid, &c->gid, c->groups, &c->n_groups, errmsg);
+}
+
+void agent_process_ctx_free(struct agent_process_ctx *c)
+{
+    free_env(c->env);
+    c->env = NULL;
 }
 
 static int limits_of(const json_t *spec, struct agent_cgroup_limits *lim)
@@ -408,16 +430,15 @@ static void prepare_work(uv_work_t *w)
     }
     unlink(state);
     p->rv = save_assignment(dir, p->assignment, p->errmsg);
-    if (p->rv == 0 && p->has_user)
-        p->rv = resolve_user(p->user, &p->uid, &p->gid, p->groups, &p->n_groups, p->errmsg);
-    if (p->rv == 0 && !p->workdir[0]) {
+    if (p->rv == 0)
+        p->rv = agent_process_ctx_resolve(&p->ctx, p->errmsg);
+    if (p->rv == 0 && p->ctx.own_workdir) {
         /* A private scratch dir, the task's user's own; the task dir above
          * it (logs, state) stays root's, traversable only. */
-        snprintf(p->workdir, sizeof(p->workdir), "%s/work", dir);
-        if ((mkdir(p->workdir, 0700) != 0 && errno != EEXIST) ||
-            chown(p->workdir, p->uid, p->gid) != 0) {
+        if ((mkdir(p->ctx.workdir, 0700) != 0 && errno != EEXIST) ||
+            chown(p->ctx.workdir, p->ctx.uid, p->ctx.gid) != 0) {
             p->rv = -errno;
-            snprintf(p->errmsg, 256, "%s: %s", p->workdir, strerror(errno));
+            snprintf(p->errmsg, 256, "%s: %s", p->ctx.workdir, strerror(errno));
         }
     }
     if (p->rv == 0)
@@ -426,6 +447,7 @@ static void prepare_work(uv_work_t *w)
 
 static void prep_free(struct agent_prep *p)
 {
+    agent_process_ctx_free(&p->ctx);
     free(p->assignment);
     free(p);
 }
@@ -470,11 +492,7 @@ int agent_process_prepare(struct agent_task *t, char *errmsg)
     struct agent_prep *p = xcalloc(1, sizeof(*p));
     p->t = t;
     p->assignment = json_dumps(t->assignment, JSON_COMPACT);
-    const char *user = json_string_value(json_object_get(t->spec, "user"));
-    const char *workdir = json_string_value(json_object_get(t->spec, "workdir"));
-    p->has_user = user && user[0];
-    common_strlcpy(p->user, p->has_user ? user : "", sizeof(p->user));
-    common_strlcpy(p->workdir, workdir ? workdir : "", sizeof(p->workdir));
+    agent_process_ctx_init(t, &p->ctx);
     limits_of(t->spec, &p->lim);
     int rv = uv_queue_work(agent_supervisor_loop(t->sup), &p->work, prepare_work, prepare_done);
     if (rv != 0) {
@@ -492,10 +510,8 @@ int agent_process_spawn(struct agent_task *t, char *errmsg)
     char monitor[PATH_MAX];
     monitor_path(monitor, sizeof(monitor));
     struct argv_buf a = {0};
-    build_argv(t, t->prep, monitor, &a);
-    char **env = build_env(t);
-    int rv = spawn_monitor(t, a.v, env, errmsg);
-    free_env(env);
+    build_argv(t, &t->prep->ctx, monitor, &a);
+    int rv = spawn_monitor(t, a.v, t->prep->ctx.env, errmsg);
     argv_free(&a);
     if (rv != 0)
         return rv;

@@ -15,7 +15,8 @@
 #include "common/units.h"
 #include "common/util.h"
 
-/* A run this long resets the backoff (the task was healthy). */
+/* A run this long resets the backoff (the task was healthy); for a task
+ * with a health check, a healthy spell this long. */
 #define HEALTHY_MS (10 * 1000)
 /* The backoff doubles from the policy's delay up to this cap (or the delay
  * itself when it is longer). */
@@ -106,6 +107,71 @@ static void start_failed(struct agent_task *t, const char *errmsg)
     agent_task_event(t, AGENT_EV_EXITED);
 }
 
+/* ---- health ---- */
+
+static void health_changed(void *data, enum agent_health_status was)
+{
+    struct agent_task *t = data;
+    uint64_t now = common_now_ms();
+    if (t->health.status == AGENT_HEALTH_HEALTHY) {
+        t->healthy_at = now;
+    } else if (was == AGENT_HEALTH_HEALTHY) {
+        if (now - t->healthy_at > t->healthy_longest)
+            t->healthy_longest = now - t->healthy_at;
+        t->healthy_at = 0;
+    }
+    LOGI("task %s: %s: \"%s\"", t->id, agent_health_status_name(t->health.status),
+         t->health.output);
+    if (t->health.status == AGENT_HEALTH_UNHEALTHY) {
+        agent_task_event(t, AGENT_EV_UNHEALTHY);
+        return;
+    }
+    t->dirty = 1;
+    agent_supervisor_changed(t->sup, t);
+}
+
+/* Starts the checker of a running task that has a check and none yet. */
+static void health_start(struct agent_task *t)
+{
+    if (t->checker || t->closing)
+        return;
+    t->healthy_at = t->healthy_longest = 0;
+    t->checker = agent_health_start(t, &t->health, health_changed, t);
+}
+
+/* Stops the checker; what it found stays (reported until a restart). */
+static void health_stop(struct agent_task *t)
+{
+    agent_health_stop(t->checker);
+    t->checker = NULL;
+    if (t->healthy_at) {
+        uint64_t spell = common_now_ms() - t->healthy_at;
+        if (spell > t->healthy_longest)
+            t->healthy_longest = spell;
+        t->healthy_at = 0;
+    }
+}
+
+/* A new run: nothing is known of its health. */
+static void health_reset(struct agent_task *t)
+{
+    health_stop(t);
+    memset(&t->health, 0, sizeof(t->health));
+    t->healthy_longest = 0;
+    t->unhealthy[0] = '\0';
+}
+
+/* Whether the run that ended was a healthy one, which resets the backoff:
+ * it lasted HEALTHY_MS, healthy that long when it had a check. */
+static int ran_healthy(const struct agent_task *t, uint64_t now)
+{
+    if (json_is_object(json_object_get(t->spec, "health")))
+        return t->healthy_longest >= HEALTHY_MS;
+    return t->started_ms && now - t->started_ms >= HEALTHY_MS;
+}
+
+/* ---- actions ---- */
+
 /* This node cannot run it (no such user here, no cgroups, a disk error...):
  * rejected, for the reconciler to place again, after a backoff. */
 static void act_rejected(struct agent_task *t)
@@ -123,6 +189,7 @@ static void act_start(struct agent_task *t)
     memset(&t->exit, 0, sizeof(t->exit));
     t->exit.code = -1;
     t->pid = 0;
+    health_reset(t);
     set_state(t, AGENT_T_PREPARING, "%s", "preparing");
     if (agent_process_prepare(t, errmsg) != 0) {
         common_strlcpy(t->exit.error, errmsg, sizeof(t->exit.error));
@@ -154,7 +221,20 @@ static void act_stop_preparing(struct agent_task *t)
 static void act_started(struct agent_task *t)
 {
     t->started_ms = common_now_ms();
+    health_start(t);
     set_state(t, AGENT_T_RUNNING, "running (pid %d)", (int)t->pid);
+}
+
+/* Its check failed `retries` times in a row: stopped (stop signal, grace,
+ * KILL), its end a failure for the restart policy. */
+static void act_unhealthy(struct agent_task *t)
+{
+    health_stop(t);
+    snprintf(t->unhealthy, sizeof(t->unhealthy), "unhealthy: %s (%d failure%s in a row)",
+             t->health.output, t->health.failures, t->health.failures == 1 ? "" : "s");
+    agent_health_utf8_fix(t->unhealthy, strlen(t->unhealthy));
+    agent_process_stop(t);
+    set_state(t, AGENT_T_RECYCLING, "%s; stopping it", t->unhealthy);
 }
 
 static void backoff_done(uv_timer_t *h)
@@ -174,10 +254,14 @@ static size_t recent_restarts(struct agent_task *t, uint64_t now)
 
 static void act_exited(struct agent_task *t)
 {
+    health_stop(t);
     agent_process_cleanup(t);
     char what[300];
-    describe_exit(&t->exit, what, sizeof(what));
-    int ok = t->exit.code == 0 && !t->exit.error[0];
+    if (t->unhealthy[0])
+        common_strlcpy(what, t->unhealthy, sizeof(what));
+    else
+        describe_exit(&t->exit, what, sizeof(what));
+    int ok = t->exit.code == 0 && !t->exit.error[0] && !t->unhealthy[0];
     enum agent_tstate final = ok ? AGENT_T_COMPLETE : AGENT_T_FAILED;
     if (!t->desired_running) {
         set_state(t, AGENT_T_SHUTDOWN, "%s", what);
@@ -197,7 +281,7 @@ static void act_exited(struct agent_task *t)
                   window[0] ? " in " : "", window);
         return;
     }
-    if (t->started_ms && now - t->started_ms >= HEALTHY_MS)
+    if (ran_healthy(t, now))
         t->consecutive = 0;
     int64_t delay = t->delay_ms;
     for (unsigned i = 0; i < t->consecutive && delay < t->max_delay_ms; i++)
@@ -212,6 +296,8 @@ static void act_exited(struct agent_task *t)
     }
     char wait[32];
     common_format_duration(delay, wait, sizeof(wait));
+    /* The next run's health is its own: none is reported while waiting. */
+    memset(&t->health, 0, sizeof(t->health));
     uv_timer_start(&t->timer, backoff_done, (uint64_t)delay, 0);
     set_state(t, AGENT_T_BACKOFF, "%s; restarting in %s (restart %lld)", what, wait,
               (long long)t->restarts);
@@ -220,7 +306,17 @@ static void act_exited(struct agent_task *t)
 static void act_stop(struct agent_task *t)
 {
     t->desired_running = 0;
+    health_stop(t);
     agent_process_stop(t);
+    set_state(t, AGENT_T_STOPPING, "%s", "stopping");
+}
+
+/* Asked to stop while stopping an unhealthy task: the stop under way is
+ * the one asked for, and no restart follows. */
+static void act_stop_recycling(struct agent_task *t)
+{
+    t->desired_running = 0;
+    t->unhealthy[0] = '\0';
     set_state(t, AGENT_T_STOPPING, "%s", "stopping");
 }
 
@@ -247,7 +343,10 @@ static const action_fn table[AGENT_T_STATE_COUNT][AGENT_EV_COUNT] = {
     [AGENT_T_STARTING] = {[AGENT_EV_STARTED] = act_started,
                           [AGENT_EV_EXITED] = act_exited,
                           [AGENT_EV_STOP] = act_stop},
-    [AGENT_T_RUNNING] = {[AGENT_EV_EXITED] = act_exited, [AGENT_EV_STOP] = act_stop},
+    [AGENT_T_RUNNING] = {[AGENT_EV_EXITED] = act_exited,
+                         [AGENT_EV_STOP] = act_stop,
+                         [AGENT_EV_UNHEALTHY] = act_unhealthy},
+    [AGENT_T_RECYCLING] = {[AGENT_EV_EXITED] = act_exited, [AGENT_EV_STOP] = act_stop_recycling},
     [AGENT_T_BACKOFF] = {[AGENT_EV_TIMER] = act_start, [AGENT_EV_STOP] = act_cancel},
     [AGENT_T_STOPPING] = {[AGENT_EV_EXITED] = act_stopped},
     [AGENT_T_PREPARING] = {[AGENT_EV_PREPARED] = act_prepared,
@@ -264,6 +363,14 @@ void agent_task_event(struct agent_task *t, enum agent_tevent ev)
     action_fn fn = table[t->state][ev];
     if (fn)
         fn(t);
+    /* A task found running by a new shoald (adopted) gets its checker
+     * here, at its first event. */
+    if (t->state == AGENT_T_RUNNING && !t->checker && t->pidfd >= 0 &&
+        json_is_object(json_object_get(t->spec, "health"))) {
+        health_start(t);
+        t->dirty = 1;
+        agent_supervisor_changed(t->sup, t);
+    }
 }
 
 const char *agent_task_state_name(const struct agent_task *t)
@@ -274,6 +381,7 @@ const char *agent_task_state_name(const struct agent_task *t)
         [AGENT_T_BACKOFF] = "starting",  [AGENT_T_STOPPING] = "running",
         [AGENT_T_COMPLETE] = "complete", [AGENT_T_FAILED] = "failed",
         [AGENT_T_SHUTDOWN] = "shutdown", [AGENT_T_REJECTED] = "rejected",
+        [AGENT_T_RECYCLING] = "running",
     };
     return names[t->state];
 }
@@ -289,6 +397,11 @@ json_t *agent_task_report(const struct agent_task *t)
                           "message", t->message, "restarts", (json_int_t)t->restarts);
     if (t->exit.code >= 0 && (t->state == AGENT_T_BACKOFF || agent_task_ended(t)))
         json_object_set_new(r, "exit_code", json_integer(t->exit.code));
+    if (t->health.status != AGENT_HEALTH_NONE)
+        json_object_set_new(r, "health",
+                            json_pack("{s:s, s:i, s:s}", "status",
+                                      agent_health_status_name(t->health.status), "failures",
+                                      t->health.failures, "output", t->health.output));
     return r;
 }
 
@@ -311,6 +424,7 @@ void agent_task_close(struct agent_task *t)
     if (t->closing)
         return;
     t->closing = 1;
+    health_stop(t);
     uv_close((uv_handle_t *)&t->timer, agent_task_handle_closed);
     if (t->poll_active)
         uv_close((uv_handle_t *)&t->poll, agent_task_handle_closed);

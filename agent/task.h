@@ -11,13 +11,16 @@
 #include <uv.h>
 
 #include "agent/cgroup.h"
+#include "agent/health.h"
 
 struct agent_prep;
 
 struct agent_supervisor;
 
 /* The node-side lifecycle. BACKOFF waits to restart after an exit (reported
- * as "starting" with the reason); STOPPING waits for the stop to finish. */
+ * as "starting" with the reason); STOPPING waits for the stop to finish;
+ * RECYCLING stops a task found unhealthy, whose end then goes through the
+ * restart policy as a failure (both reported as "running"). */
 enum agent_tstate {
     AGENT_T_NEW,
     AGENT_T_PREPARING,
@@ -25,6 +28,7 @@ enum agent_tstate {
     AGENT_T_RUNNING,
     AGENT_T_BACKOFF,
     AGENT_T_STOPPING,
+    AGENT_T_RECYCLING,
     AGENT_T_COMPLETE,
     AGENT_T_FAILED,
     AGENT_T_SHUTDOWN,
@@ -33,13 +37,14 @@ enum agent_tstate {
 };
 
 enum agent_tevent {
-    AGENT_EV_START,    /* assigned and desired running */
-    AGENT_EV_STARTED,  /* the program runs (its pid is known) */
-    AGENT_EV_EXITED,   /* the program ended (or never started): exit fields set */
-    AGENT_EV_STOP,     /* desired shutdown, or no longer assigned */
-    AGENT_EV_TIMER,    /* the backoff delay passed */
-    AGENT_EV_PREPARED, /* its files, cgroups and user are ready: spawn */
-    AGENT_EV_REJECTED, /* it cannot be prepared here (exit.error says why) */
+    AGENT_EV_START,     /* assigned and desired running */
+    AGENT_EV_STARTED,   /* the program runs (its pid is known) */
+    AGENT_EV_EXITED,    /* the program ended (or never started): exit fields set */
+    AGENT_EV_STOP,      /* desired shutdown, or no longer assigned */
+    AGENT_EV_TIMER,     /* the backoff delay passed */
+    AGENT_EV_PREPARED,  /* its files, cgroups and user are ready: spawn */
+    AGENT_EV_REJECTED,  /* it cannot be prepared here (exit.error says why) */
+    AGENT_EV_UNHEALTHY, /* its health check failed `retries` times in a row */
     AGENT_EV_COUNT,
 };
 
@@ -85,6 +90,13 @@ struct agent_task {
     uv_poll_t poll;          /* readable when the monitor exits */
     uv_process_t proc;       /* the monitor, when this shoald spawned it */
     struct agent_prep *prep; /* the preparation under way (owned by it) */
+    /* Health: the checker of the current run, and what it last found (kept
+     * once the run ends; status NONE when there is nothing to report). */
+    struct agent_health *checker; /* owned: stopped with agent_health_stop */
+    struct agent_health_state health;
+    uint64_t healthy_at;      /* monotonic ms the current healthy spell began, 0 if none */
+    uint64_t healthy_longest; /* the longest healthy spell of this run (ms) */
+    char unhealthy[300];      /* why RECYCLING stopped it, "" otherwise */
     int poll_active, proc_active, polls;
     int open_handles;
     int closing;
@@ -114,6 +126,32 @@ void agent_task_close(struct agent_task *t);
  * and the same for a pending piece of work. */
 void agent_task_handle_closed(uv_handle_t *h);
 void agent_task_unref(struct agent_task *t);
+
+/* The context a task's program runs in, built by the process driver for its
+ * program and for its exec health checks alike: environment (the
+ * template's env, PATH, SHOAL_*), working dir and user. */
+#define AGENT_MAX_GROUPS 64
+struct agent_process_ctx {
+    char **env;         /* owned: NULL-terminated "NAME=value" list */
+    char workdir[4300]; /* the template's workdir, or DIR/work */
+    int own_workdir;    /* workdir is the task's private DIR/work */
+    char user[256];     /* the template's user, "" for shoald's own */
+    int has_user;
+    /* Filled by agent_process_ctx_resolve when has_user. */
+    uid_t uid;
+    gid_t gid, groups[AGENT_MAX_GROUPS];
+    int n_groups;
+};
+
+/* Fills c from t's template (on the loop: nothing blocks); free it with
+ * agent_process_ctx_free. */
+void agent_process_ctx_init(const struct agent_task *t, struct agent_process_ctx *c);
+/* Resolves c->user into ids and groups. It may block (NSS lookups): call it
+ * off the loop. Returns 0, or -ENOENT with errmsg (256 bytes) when there is
+ * no such user on this node. */
+int agent_process_ctx_resolve(struct agent_process_ctx *c, char *errmsg);
+/* Frees what c owns (c itself is the caller's). */
+void agent_process_ctx_free(struct agent_process_ctx *c);
 
 /* The process driver (agent/process.c). prepare: makes the task's files,
  * cgroups and work dir off the loop, then feeds AGENT_EV_PREPARED (or

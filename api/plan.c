@@ -89,14 +89,15 @@ static int normalize_one(const json_t *in, size_t i, int is_list, struct planned
     return -1;
 }
 
-/* The stored service in the canonical form of a spec: without version and
- * indexes (transferred). */
+/* The stored service in the canonical form of a spec: without version,
+ * indexes and rollout bookkeeping (transferred). */
 static json_t *stored_spec(const struct rs_service *svc)
 {
+    static const char *const server_set[] = {"version", "create_index", "modify_index",
+                                             "rollout", "stable_spec",  "previous_spec"};
     json_t *obj = rs_service_json(svc);
-    json_object_del(obj, "version");
-    json_object_del(obj, "create_index");
-    json_object_del(obj, "modify_index");
+    for (size_t i = 0; i < sizeof(server_set) / sizeof(server_set[0]); i++)
+        json_object_del(obj, server_set[i]);
     return obj;
 }
 
@@ -223,11 +224,11 @@ static int schedule(const struct rs_state *st, const struct planned *ps, size_t 
 {
     json_t *overrides = json_array();
     for (size_t i = 0; i < n; i++) {
-        /* The version a write would give it: tasks that ended at an older
-         * version are replaced, not kept. */
-        uint64_t version = !ps[i].have                         ? 1
-                           : strcmp(ps[i].action, "none") == 0 ? ps[i].have->version
-                                                               : ps[i].have->version + 1;
+        /* The version a write would give it (a new one only for a new task
+         * template): tasks that ended at an older version are replaced. */
+        uint64_t version = !ps[i].have                                  ? 1
+                           : ps[i].diff && template_changed(ps[i].diff) ? ps[i].have->version + 1
+                                                                        : ps[i].have->version;
         json_t *svc = json_copy(ps[i].spec);
         json_object_set_new(svc, "version", json_integer((json_int_t)version));
         json_array_append_new(overrides, svc);

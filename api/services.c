@@ -98,7 +98,10 @@ void api__services_create(struct api__call *call)
 {
     json_t *spec = body_spec(call, NULL);
     if (spec)
-        api__submit(call, json_pack("{s:s, s:o}", "op", "service.create", "spec", spec), 201);
+        api__submit(call,
+                    json_pack("{s:s, s:o, s:I}", "op", "service.create", "spec", spec, "at",
+                              (json_int_t)common_wall_ms()),
+                    201);
 }
 
 void api__service_put(struct api__call *call)
@@ -111,7 +114,8 @@ void api__service_put(struct api__call *call)
     json_t *spec = body_spec(call, call->arg);
     if (!spec)
         return;
-    json_t *op = json_pack("{s:s, s:o}", "op", "service.put", "spec", spec);
+    json_t *op = json_pack("{s:s, s:o, s:I}", "op", "service.put", "spec", spec, "at",
+                           (json_int_t)common_wall_ms());
     if (api__query_cas(call, op) != 0) {
         json_decref(op);
         return;
@@ -159,4 +163,63 @@ void api__service_scale(struct api__call *call)
                            replicas);
     json_decref(in);
     api__submit(call, op, 200);
+}
+
+/* GET /v1/services/{name}/rollout: the current or last rollout, a blocking
+ * query on the services' index (rollout progress moves it, not the
+ * service's modify_index, which stays for compare-and-set). */
+static void rollout_render(struct api__call *call, struct api__doc *doc)
+{
+    struct rs_state *st = rs_store_state(call->srv->store);
+    const struct rs_service *svc = rs_state_service(st, call->arg);
+    json_t *body;
+    if (!svc) {
+        body = json_pack("{s:s, s:s, s:s}", "error", "no such service", "code", "not_found",
+                         "field", "name");
+        doc->status = 404;
+    } else {
+        body = svc->rollout ? json_deep_copy(svc->rollout) : json_pack("{s:s}", "state", "none");
+        json_object_set_new(body, "service", json_string(svc->name));
+        json_object_set_new(body, "version", json_integer((json_int_t)svc->version));
+        doc->status = 200;
+    }
+    doc->owned = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    doc->body = doc->owned;
+    doc->len = strlen(doc->owned);
+    doc->index = st->services_index;
+}
+
+static uint64_t rollout_index(struct api_server *srv, const char *name)
+{
+    (void)name;
+    return rs_store_state(srv->store)->services_index;
+}
+
+void api__service_rollout_get(struct api__call *call)
+{
+    api__serve_get(call, rollout_index, rollout_render);
+}
+
+static void rollout_op(struct api__call *call, const char *kind)
+{
+    api__submit(call,
+                json_pack("{s:s, s:s, s:I}", "op", kind, "name", call->arg, "at",
+                          (json_int_t)common_wall_ms()),
+                200);
+}
+
+void api__service_rollback(struct api__call *call)
+{
+    rollout_op(call, "service.rollback");
+}
+
+void api__service_rollout_pause(struct api__call *call)
+{
+    rollout_op(call, "rollout.pause");
+}
+
+void api__service_rollout_resume(struct api__call *call)
+{
+    rollout_op(call, "rollout.resume");
 }

@@ -266,6 +266,19 @@ int api__spec_readonly(const struct api__spec_field *f, const json_t *val, const
     return 0;
 }
 
+/* rollout, stable_spec, previous_spec: written by the server, dropped on
+ * input (a service read, edited and written back carries them). */
+int api__spec_server_set(const struct api__spec_field *f, const json_t *val, const char *path,
+                         json_t *out, struct api__spec_walk *w)
+{
+    (void)f;
+    (void)val;
+    (void)path;
+    (void)out;
+    (void)w;
+    return 0;
+}
+
 /* Checks the keys of in against fields (unknown keys are refused), then
  * builds every field in table order into out. in may be NULL (all
  * defaults). */

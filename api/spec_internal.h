@@ -107,6 +107,8 @@ int api__spec_strlist(const struct api__spec_field *f, const json_t *val, const 
                       json_t *out, struct api__spec_walk *w);
 /* A server-set integer (version, create_index, modify_index): checked and
  * dropped. */
+int api__spec_server_set(const struct api__spec_field *f, const json_t *val, const char *path,
+                         json_t *out, struct api__spec_walk *w);
 int api__spec_readonly(const struct api__spec_field *f, const json_t *val, const char *path,
                        json_t *out, struct api__spec_walk *w);
 

@@ -141,7 +141,32 @@ void api__node_tasks_get(struct api__call *call)
         api__serve_get(call, tasks_index, node_tasks_render);
 }
 
-#define MAX_REPORT 10000
+#define MAX_REPORT        10000
+#define MAX_HEALTH_OUTPUT 1024
+
+/* An entry's "health": absent, null, or {"status": "starting"|"healthy"|
+ * "unhealthy", "failures": N >= 0, "output": at most 1 KiB}. */
+static int report_health_ok(const json_t *h, struct api_err *err)
+{
+    if (!h || json_is_null(h))
+        return 0;
+    const char *status = json_string_value(json_object_get(h, "status"));
+    const json_t *failures = json_object_get(h, "failures");
+    const json_t *output = json_object_get(h, "output");
+    if (!json_is_object(h) || !status ||
+        (strcmp(status, "starting") != 0 && strcmp(status, "healthy") != 0 &&
+         strcmp(status, "unhealthy") != 0))
+        return api_err_set(err, API_BAD_REQUEST, "tasks.health.status",
+                           "health must be an object whose status is one of starting, healthy, "
+                           "unhealthy");
+    if (!json_is_integer(failures) || json_integer_value(failures) < 0)
+        return api_err_set(err, API_BAD_REQUEST, "tasks.health.failures",
+                           "must be an integer >= 0");
+    if (!json_is_string(output) || json_string_length(output) > MAX_HEALTH_OUTPUT)
+        return api_err_set(err, API_BAD_REQUEST, "tasks.health.output",
+                           "must be a string of at most %d bytes", MAX_HEALTH_OUTPUT);
+    return 0;
+}
 
 /* Checks one entry of a report; the FSM ignores entries for other nodes'
  * tasks and transitions that go backwards. */
@@ -162,7 +187,7 @@ static int report_entry_ok(const json_t *e, struct api_err *err)
         (restarts && !json_is_integer(restarts)))
         return api_err_set(err, API_BAD_REQUEST, "tasks",
                            "exit_code and restarts are integers, message a string");
-    return 0;
+    return report_health_ok(json_object_get(e, "health"), err);
 }
 
 void api__node_tasks_report(struct api__call *call)

@@ -70,11 +70,15 @@ static void print_tasks(const json_t *list, const json_t *names)
         ctl_table_cell(&t, node_name ? node_name : node[0] ? node : "-");
         ctl_table_cell(&t, ctl_json_str(task, "desired_state", "-"));
         json_t *code = json_object_get(task, "exit_code");
+        const char *state = ctl_json_str(task, "state", "-");
+        const char *health =
+            json_string_value(json_object_get(json_object_get(task, "health"), "status"));
         if (json_is_integer(code))
-            ctl_table_cellf(&t, "%s (%lld)", ctl_json_str(task, "state", "-"),
-                            (long long)json_integer_value(code));
+            ctl_table_cellf(&t, "%s (%lld)", state, (long long)json_integer_value(code));
+        else if (health && strcmp(state, "running") == 0)
+            ctl_table_cellf(&t, "%s (%s)", state, health);
         else
-            ctl_table_cell(&t, ctl_json_str(task, "state", "-"));
+            ctl_table_cell(&t, state);
         char since[64];
         ago(json_integer_value(json_object_get(task, "updated_ms")), since, sizeof(since));
         ctl_table_cell(&t, since);

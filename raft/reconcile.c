@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/units.h"
 #include "common/util.h"
+#include "raft/rollout.h"
 #include "raft/store.h"
 #include "scheduler/from_json.h"
 
@@ -27,7 +28,7 @@ void rs_reconciler_reset(struct rs_reconciler *r)
 static void plan_done(void *data, struct rs_op_result *res)
 {
     struct rs_reconciler *r = data;
-    r->in_flight = 0;
+    r->in_flight--;
     if (res->err.code != API_OK)
         LOGW("reconcile: plan not committed: %s", res->err.msg);
 }
@@ -192,6 +193,24 @@ static int64_t rejected_due(const struct rs_state *st, const json_t *t)
 /* The plan as a tasks.plan command. Replacements of rejected tasks that are
  * not due yet are left out (with the stop of the task they replace);
  * *wake_wall is set to the earliest due time, 0 when none waits. */
+/* Adds the rollout's stops to the plan's (a task once). */
+static void add_stops(json_t *stops, const json_t *more)
+{
+    size_t i, j;
+    json_t *e, *have;
+    json_array_foreach(more, i, e)
+    {
+        bool dup = false;
+        json_array_foreach(stops, j, have) dup |=
+            json_equal(json_object_get(have, "id"), json_object_get(e, "id"));
+        if (!dup) {
+            json_t *copy = json_copy(e);
+            json_object_set_new(copy, "rollout", json_true());
+            json_array_append_new(stops, copy);
+        }
+    }
+}
+
 static json_t *plan_op(const struct sch_plan *p, const struct rs_state *st, int64_t now_wall,
                        int64_t *wake_wall)
 {
@@ -249,6 +268,9 @@ void rs_reconciler_tick(struct rs_reconciler *r, uint64_t now_ms)
     r->last_run_ms = now_ms;
     json_t *services, *nodes, *tasks;
     rs_reconcile_input(st, NULL, &services, &nodes, &tasks);
+    int64_t now_wall = (int64_t)common_wall_ms(), wake_wall;
+    struct rs_rollout_round rollout;
+    rs_rollout_round(st, now_wall, tasks, &rollout);
     struct sch_json_input in = {0};
     struct sch_plan plan = {0};
     if (sch_input_from_json(services, nodes, tasks, &in) != 0) {
@@ -256,19 +278,30 @@ void rs_reconciler_tick(struct rs_reconciler *r, uint64_t now_ms)
     } else if (sch_plan_compute(&in.in, &plan) != 0) {
         LOGW("reconcile: %s", plan.errmsg);
     } else {
-        int64_t now_wall = (int64_t)common_wall_ms(), wake_wall;
         json_t *op = plan_op(&plan, st, now_wall, &wake_wall);
+        if (rollout.wake_wall && (!wake_wall || rollout.wake_wall < wake_wall))
+            wake_wall = rollout.wake_wall;
         if (wake_wall)
-            r->wake_ms = now_ms + (uint64_t)(wake_wall - now_wall);
+            r->wake_ms = now_ms + (uint64_t)(wake_wall > now_wall ? wake_wall - now_wall : 1);
+        add_stops(json_object_get(op, "stop"), rollout.stops);
         json_t *drop = history_to_drop(st);
-        int changed = plan.n_creates || plan.n_stops || json_array_size(drop) ||
+        int changed = plan.n_creates || json_array_size(json_object_get(op, "stop")) ||
+                      json_array_size(drop) ||
                       !json_equal(json_object_get(op, "pending"), st->pending);
         json_object_set_new(op, "delete", drop);
         if (changed && rs_store_submit(r->store, op, plan_done, r) == 0)
-            r->in_flight = 1;
+            r->in_flight++;
         else if (changed == 0)
             json_decref(op);
+        size_t i;
+        json_t *e;
+        json_array_foreach(rollout.ops, i, e)
+        {
+            if (rs_store_submit(r->store, json_incref(e), plan_done, r) == 0)
+                r->in_flight++;
+        }
     }
+    rs_rollout_round_free(&rollout);
     sch_plan_free(&plan);
     sch_json_input_free(&in);
     json_decref(services);

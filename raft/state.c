@@ -22,6 +22,9 @@ static void service_free(struct rs_service *svc)
     free(svc->name);
     free(svc->spec);
     free(svc->body);
+    free(svc->stable);
+    free(svc->previous);
+    json_decref(svc->rollout);
     free(svc);
 }
 
@@ -55,7 +58,7 @@ void rs_state_close(struct rs_state *s)
 
 /* Binary search: returns the position of name, or where it would go with
  * *found = 0. */
-static size_t service_pos(const struct rs_state *s, const char *name, int *found)
+size_t rs__service_pos(const struct rs_state *s, const char *name, int *found)
 {
     size_t lo = 0, hi = s->n_services;
     while (lo < hi) {
@@ -77,30 +80,58 @@ static size_t service_pos(const struct rs_state *s, const char *name, int *found
 const struct rs_service *rs_state_service(const struct rs_state *s, const char *name)
 {
     int found;
-    size_t pos = service_pos(s, name, &found);
+    size_t pos = rs__service_pos(s, name, &found);
     return found ? s->services[pos] : NULL;
 }
 
-static void services_changed(struct rs_state *s, uint64_t index)
+void rs__services_changed(struct rs_state *s, uint64_t index)
 {
     s->services_index = index;
     free(s->services_body);
     s->services_body = NULL;
 }
 
+static void render_spec_ref(struct common_buf *b, const char *key, const char *spec,
+                            uint64_t version)
+{
+    if (spec)
+        common_buf_printf(b, ",\"%s\":{\"version\":%llu,\"spec\":%s}", key,
+                          (unsigned long long)version, spec);
+}
+
 /* Assembles the body from the spec text and the numbers. */
-static void service_render(struct rs_service *svc)
+void rs__service_render(struct rs_service *svc)
 {
     struct common_buf b = {0};
     common_buf_append(&b, svc->spec, svc->spec_len - 1); /* without the closing brace */
-    common_buf_printf(&b,
-                      "%s\"replicas\":%lld,\"version\":%llu,\"create_index\":%llu,"
-                      "\"modify_index\":%llu}",
-                      svc->spec_len > 2 ? "," : "", (long long)svc->replicas,
-                      (unsigned long long)svc->version, (unsigned long long)svc->create_index,
-                      (unsigned long long)svc->modify_index);
+    common_buf_printf(&b, "%s\"replicas\":%lld,\"version\":%llu", svc->spec_len > 2 ? "," : "",
+                      (long long)svc->replicas, (unsigned long long)svc->version);
+    char *rollout = svc->rollout ? json_dumps(svc->rollout, JSON_COMPACT) : NULL;
+    common_buf_printf(&b, ",\"rollout\":%s", rollout ? rollout : "null");
+    free(rollout);
+    render_spec_ref(&b, "stable_spec", svc->stable, svc->stable_version);
+    render_spec_ref(&b, "previous_spec", svc->previous, svc->previous_version);
+    common_buf_printf(&b, ",\"create_index\":%llu,\"modify_index\":%llu}",
+                      (unsigned long long)svc->create_index, (unsigned long long)svc->modify_index);
     free(svc->body);
     svc->body = common_buf_take(&b, &svc->body_len);
+}
+
+/* The spec part of obj as stored: without replicas and the bookkeeping
+ * (transferred: free()). */
+static char *spec_text(const json_t *obj)
+{
+    static const char *const server_set[] = {"replicas",     "version", "create_index",
+                                             "modify_index", "rollout", "stable_spec",
+                                             "previous_spec"};
+    json_t *spec = json_copy((json_t *)obj); /* shallow: only top-level keys go */
+    for (size_t i = 0; i < ARRAY_SIZE(server_set); i++)
+        json_object_del(spec, server_set[i]);
+    char *text = json_dumps(spec, JSON_COMPACT);
+    json_decref(spec);
+    if (!text)
+        abort();
+    return text;
 }
 
 /* Stores the service described by obj (borrowed, not modified) with the
@@ -108,16 +139,8 @@ static void service_render(struct rs_service *svc)
 static void service_store(struct rs_service *svc, const json_t *obj, uint64_t version,
                           uint64_t create_index, uint64_t modify_index)
 {
-    json_t *spec = json_copy((json_t *)obj); /* shallow: only top-level keys go */
-    json_object_del(spec, "replicas");
-    json_object_del(spec, "version");
-    json_object_del(spec, "create_index");
-    json_object_del(spec, "modify_index");
     free(svc->spec);
-    svc->spec = json_dumps(spec, JSON_COMPACT);
-    json_decref(spec);
-    if (!svc->spec)
-        abort();
+    svc->spec = spec_text(obj);
     svc->spec_len = strlen(svc->spec);
     const char *mode = json_string_value(json_object_get(obj, "mode"));
     svc->global = mode && strcmp(mode, "global") == 0;
@@ -125,7 +148,7 @@ static void service_store(struct rs_service *svc, const json_t *obj, uint64_t ve
     svc->version = version;
     svc->create_index = create_index;
     svc->modify_index = modify_index;
-    service_render(svc);
+    rs__service_render(svc);
 }
 
 static uint64_t obj_uint(const json_t *obj, const char *key)
@@ -212,7 +235,7 @@ static void op_put(struct rs_state *s, const json_t *op, uint64_t index, int cre
         return;
     }
     int found;
-    size_t pos = service_pos(s, name, &found);
+    size_t pos = rs__service_pos(s, name, &found);
     struct rs_service *svc = found ? s->services[pos] : NULL;
     if (create_only && svc) {
         rs__refuse(res, API_CONFLICT, "name", "service \"%s\" already exists", name);
@@ -222,15 +245,24 @@ static void op_put(struct rs_state *s, const json_t *op, uint64_t index, int cre
         return;
     uint64_t version = 1, create_index = index;
     if (svc) {
-        version = svc->version + 1;
+        /* A new task template is a new version, rolled out; anything else
+         * (labels, placement, update settings, replicas) applies as is. */
+        version = svc->version;
         create_index = svc->create_index;
+        json_t *old = json_loads(svc->spec, 0, NULL);
+        if (!json_equal(json_object_get(old, "task"), json_object_get(spec, "task"))) {
+            version++;
+            rs__rollout_begin(svc, "update", version, json_integer_value(json_object_get(op, "at")),
+                              json_integer_value(json_object_get(spec, "replicas")));
+        }
+        json_decref(old);
     } else {
         svc = xcalloc(1, sizeof(*svc));
         svc->name = xstrdup(name);
         service_insert(s, pos, svc);
     }
     service_store(svc, spec, version, create_index, index);
-    services_changed(s, index);
+    rs__services_changed(s, index);
     rs__answer(res, svc->body, svc->body_len, !found);
 }
 
@@ -239,7 +271,7 @@ static void op_delete(struct rs_state *s, const json_t *op, uint64_t index,
 {
     const char *name = json_string_value(json_object_get(op, "name"));
     int found = 0;
-    size_t pos = name ? service_pos(s, name, &found) : 0;
+    size_t pos = name ? rs__service_pos(s, name, &found) : 0;
     if (!found) {
         rs__refuse(res, API_NOT_FOUND, "name", "no service \"%s\"", name ? name : "");
         return;
@@ -247,7 +279,7 @@ static void op_delete(struct rs_state *s, const json_t *op, uint64_t index,
     if (!cas_ok(op, s->services[pos], res))
         return;
     service_remove(s, pos);
-    services_changed(s, index);
+    rs__services_changed(s, index);
     rs__answer_json(res, json_pack("{s:s, s:I}", "deleted", name, "index", (json_int_t)index));
 }
 
@@ -256,7 +288,7 @@ static void op_scale(struct rs_state *s, const json_t *op, uint64_t index, struc
     const char *name = json_string_value(json_object_get(op, "name"));
     json_t *replicas = json_object_get(op, "replicas");
     int found = 0;
-    size_t pos = name ? service_pos(s, name, &found) : 0;
+    size_t pos = name ? rs__service_pos(s, name, &found) : 0;
     if (!found) {
         rs__refuse(res, API_NOT_FOUND, "name", "no service \"%s\"", name ? name : "");
         return;
@@ -269,10 +301,9 @@ static void op_scale(struct rs_state *s, const json_t *op, uint64_t index, struc
         rs__refuse(res, API_BAD_REQUEST, "replicas", "%s", "must be an integer >= 0");
     } else if (cas_ok(op, svc, res)) {
         svc->replicas = json_integer_value(replicas);
-        svc->version++;
         svc->modify_index = index;
-        service_render(svc);
-        services_changed(s, index);
+        rs__service_render(svc);
+        rs__services_changed(s, index);
         rs__answer(res, svc->body, svc->body_len, 0);
     }
 }
@@ -288,11 +319,13 @@ static int services_load(struct rs_state *s, const json_t *services, uint64_t in
     {
         const char *name = json_string_value(json_object_get(obj, "name"));
         int found;
-        size_t pos = name ? service_pos(s, name, &found) : 0;
+        size_t pos = name ? rs__service_pos(s, name, &found) : 0;
         if (!json_is_object(obj) || !name || found)
             return -EINVAL;
         struct rs_service *svc = xcalloc(1, sizeof(*svc));
         svc->name = xstrdup(name);
+        if (!index) /* a snapshot: its rollout too; a restore starts afresh */
+            rs__rollout_load(svc, obj);
         service_store(svc, obj, obj_uint(obj, "version"),
                       index ? index : obj_uint(obj, "create_index"),
                       index ? index : obj_uint(obj, "modify_index"));
@@ -318,7 +351,7 @@ static void op_restore(struct rs_state *s, const json_t *op, uint64_t index,
     s->cap_services = fresh.cap_services;
     fresh.n_services = 0;
     rs_state_close(&fresh);
-    services_changed(s, index);
+    rs__services_changed(s, index);
     rs__answer_json(res, json_pack("{s:I}", "restored", (json_int_t)s->n_services));
 }
 
@@ -342,6 +375,10 @@ static const struct {
     {"service.put", op_put_any},
     {"service.delete", op_delete},
     {"service.scale", op_scale},
+    {"service.rollback", rs__op_service_rollback},
+    {"rollout.update", rs__op_rollout_update},
+    {"rollout.pause", rs__op_rollout_pause},
+    {"rollout.resume", rs__op_rollout_resume},
     {"services.restore", op_restore},
     {"cluster.init", rs__op_cluster_init},
     {"cluster.rotate", rs__op_cluster_rotate},

@@ -24,6 +24,21 @@ struct rs_service {
     int global; /* mode "global": replicas cannot be set */
     char *body; /* owned: the service as JSON (spec + replicas + bookkeeping) */
     size_t body_len;
+    /* Rollouts. version counts task templates: 1 at create, +1 when the
+     * "task" object changes (each change starts a rollout) or a rollback
+     * takes an earlier one. stable: the spec (text, as `spec`) of the last
+     * rollout that completed, when the current spec is not that one (NULL:
+     * the current spec is stable); previous: the stable spec before that
+     * (what `rollback` returns to once the current one completed), or
+     * NULL. rollout: the current or last rollout (owned), NULL when none
+     * ever ran: {"state", "kind": "update"|"rollback", "from_version",
+     * "to_version", "updated", "total", "failures", "message", "started_ms",
+     * "progress_ms", "finished_ms"}. */
+    char *stable;
+    uint64_t stable_version;
+    char *previous;
+    uint64_t previous_version;
+    json_t *rollout;
     uint64_t version;
     uint64_t create_index;
     uint64_t modify_index;
@@ -89,6 +104,10 @@ void rs_state_close(struct rs_state *s);
  *   {"op": "service.put", "spec": SPEC, "cas": N (optional)}
  *   {"op": "service.delete", "name": NAME, "cas": N (optional)}
  *   {"op": "service.scale", "name": NAME, "replicas": N}
+ *   {"op": "service.rollback", "name": NAME, "at": MS, "auto": bool}
+ *   {"op": "rollout.update", "name": NAME, "to_version": V, "at": MS, "state": S?,
+ *    "updated": N?, "total": N?, "failures": N?, "message": M?, "progress": bool?}
+ *   {"op": "rollout.pause" | "rollout.resume", "name": NAME, "at": MS}
  *   {"op": "services.restore", "services": [SERVICE...]}
  *   {"op": "cluster.init", "cluster": CLUSTER, "node": NODE, "credential": C}
  *   {"op": "cluster.rotate", "role": "worker"|"manager", "token": T}

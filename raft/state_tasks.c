@@ -6,7 +6,8 @@
 #include "raft/state_internal.h"
 #include "scheduler/scheduler.h"
 
-#define MAX_MESSAGE 1024
+#define MAX_MESSAGE       1024
+#define MAX_HEALTH_OUTPUT 1024
 
 /* The task template of a service as of now (transferred), or NULL. One
  * tasks.plan creates many tasks of few services: the last one is cached. */
@@ -43,11 +44,12 @@ static void task_create(struct rs_state *s, const json_t *c, uint64_t index, jso
     if (!spec)
         return; /* deleted since the plan was made */
     json_t *t = json_pack(
-        "{s:s, s:s, s:O, s:O, s:I, s:s, s:s, s:s, s:n, s:i, s:I, s:I, s:I, s:I, s:o}", "id", id,
-        "service", service, "slot", json_object_get(c, "slot"), "node", json_object_get(c, "node"),
-        "version", (json_int_t)version, "desired_state", "running", "state", "assigned", "message",
-        "", "exit_code", "restarts", 0, "created_ms", at, "updated_ms", at, "create_index",
-        (json_int_t)index, "modify_index", (json_int_t)index, "spec", spec);
+        "{s:s, s:s, s:O, s:O, s:I, s:s, s:s, s:s, s:n, s:i, s:n, s:I, s:I, s:I, s:I, s:o}", "id",
+        id, "service", service, "slot", json_object_get(c, "slot"), "node",
+        json_object_get(c, "node"), "version", (json_int_t)version, "desired_state", "running",
+        "state", "assigned", "message", "", "exit_code", "restarts", 0, "health", "created_ms", at,
+        "updated_ms", at, "create_index", (json_int_t)index, "modify_index", (json_int_t)index,
+        "spec", spec);
     if (t)
         json_object_set_new(s->tasks, id, t);
 }
@@ -75,6 +77,8 @@ static void task_stop(struct rs_state *s, const json_t *c, uint64_t index, json_
         return;
     }
     json_object_set_new(t, "desired_state", json_string("shutdown"));
+    if (json_is_true(json_object_get(c, "rollout")))
+        json_object_set_new(t, "replaced", json_true()); /* by a rolling update */
     if (json_is_true(json_object_get(c, "orphaned"))) {
         set_state(t, "orphaned", at, index);
         json_object_set_new(t, "message", json_string("its node is down or gone"));
@@ -119,6 +123,27 @@ void rs__op_tasks_plan(struct rs_state *s, const json_t *op, uint64_t index,
                                    "stopped", (json_int_t)json_array_size(stop)));
 }
 
+/* The health a report carries, as stored: {"status", "failures",
+ * "output"}, or null when the entry has none (no check, or a run whose
+ * checks have not begun: a restart clears what the last run found). */
+static json_t *health_of(const json_t *r)
+{
+    const json_t *h = json_object_get(r, "health");
+    const char *status = json_string_value(json_object_get(h, "status"));
+    if (!json_is_object(h) || !status ||
+        (strcmp(status, "starting") != 0 && strcmp(status, "healthy") != 0 &&
+         strcmp(status, "unhealthy") != 0))
+        return json_null();
+    json_int_t failures = json_integer_value(json_object_get(h, "failures"));
+    const char *out = json_string_value(json_object_get(h, "output"));
+    size_t len = out ? json_string_length(json_object_get(h, "output")) : 0;
+    json_t *output = json_stringn(out ? out : "", len > MAX_HEALTH_OUTPUT ? 0 : len);
+    if (!output)
+        output = json_string("");
+    return json_pack("{s:s, s:I, s:o}", "status", status, "failures",
+                     failures > 0 ? failures : (json_int_t)0, "output", output);
+}
+
 static bool ended(enum sch_task_state st)
 {
     return st > SCH_TASK_RUNNING;
@@ -149,6 +174,7 @@ static int task_report(struct rs_state *s, const char *node, const json_t *r, ui
     json_t *restarts = json_object_get(r, "restarts");
     if (json_is_integer(restarts))
         json_object_set(t, "restarts", restarts);
+    json_object_set_new(t, "health", health_of(r));
     return 1;
 }
 

@@ -74,8 +74,9 @@ def test_cli_scale_several(node):
     ok(node.cli("service", "create", "--name", "api", "--", "/bin/sleep", "1000"))
     ok(node.cli("service", "scale", "web=5", "api=2"))
     by = {s["name"]: s for s in node.services()}
-    assert by["web"]["replicas"] == 5 and by["web"]["version"] == 2
-    assert by["api"]["replicas"] == 2 and by["api"]["version"] == 2
+    # A scale is no new version: the task template is the same.
+    assert by["web"]["replicas"] == 5 and by["web"]["version"] == 1
+    assert by["api"]["replicas"] == 2 and by["api"]["version"] == 1
 
 
 def test_cli_rm(node):
@@ -99,7 +100,7 @@ def test_cli_apply_one_spec(node, tmp_path):
                              "task": {"command": ["/bin/sleep", "1000"]}}))
     ok(node.cli("apply", "-f", str(f)))
     got, _ = node.get_ok("/v1/services/web")
-    assert got["replicas"] == 3 and got["version"] == 2
+    assert got["replicas"] == 3 and got["version"] == 1  # same template
 
 
 def test_cli_apply_list(node, tmp_path):
@@ -110,7 +111,7 @@ def test_cli_apply_list(node, tmp_path):
     ok(node.cli("apply", "-f", str(f)))
     by = {s["name"]: s for s in node.services()}
     assert sorted(by) == ["api", "db", "web"]
-    assert by["web"]["replicas"] == 2 and by["web"]["version"] == 2
+    assert by["web"]["replicas"] == 2 and by["web"]["version"] == 1  # same template
     assert by["api"]["replicas"] == 1 and by["api"]["version"] == 1
     assert by["db"]["replicas"] == 1
 

@@ -161,6 +161,65 @@ static void test_delete_history_only(void **state)
     rs_state_close(&s);
 }
 
+static const json_t *health(const struct rs_state *s, const char *id)
+{
+    return json_object_get(json_object_get(s->tasks, id), "health");
+}
+
+static void test_health(void **state)
+{
+    (void)state;
+    struct rs_state s, copy;
+    setup_web(&s);
+    assert_true(json_is_null(health(&s, "t1")));
+    /* Stored from a report, only its three fields. */
+    apply(&s,
+          "{'op': 'tasks.report', 'node': 'n1', 'at': 2, 'tasks': [{'id': 't1', 'state': "
+          "'running', 'health': {'status': 'starting', 'failures': 0, 'output': ''}}]}",
+          4, API_OK);
+    assert_string_equal(json_string_value(json_object_get(health(&s, "t1"), "status")), "starting");
+    apply(&s,
+          "{'op': 'tasks.report', 'node': 'n1', 'at': 3, 'tasks': [{'id': 't1', 'state': "
+          "'running', 'health': {'status': 'healthy', 'failures': 1, 'output': 'HTTP 200', "
+          "'extra': true}}]}",
+          5, API_OK);
+    json_auto_t *want = parse("{'status': 'healthy', 'failures': 1, 'output': 'HTTP 200'}");
+    assert_true(json_equal(health(&s, "t1"), want));
+    assert_int_equal(ifield(&s, "t1", "modify_index"), 5);
+    /* Kept in snapshots. */
+    size_t len;
+    _cleanup_free_ char *text = rs_state_encode(&s, &len);
+    rs_state_init(&copy);
+    assert_int_equal(rs_state_decode(&copy, text, len), 0);
+    assert_true(json_equal(health(&copy, "t1"), want));
+    rs_state_close(&copy);
+    /* Restarted: the node reports no health while it waits, which clears
+     * what the last run found. */
+    apply(&s,
+          "{'op': 'tasks.report', 'node': 'n1', 'at': 4, 'tasks': [{'id': 't1', 'state': "
+          "'starting', 'restarts': 1, 'message': 'unhealthy: HTTP 500 (3 failures in a row); "
+          "restarting in 5s (restart 1)'}]}",
+          6, API_OK);
+    assert_true(json_is_null(health(&s, "t1")));
+    /* A malformed health (refused by the API) is never stored. */
+    apply(&s,
+          "{'op': 'tasks.report', 'node': 'n1', 'at': 5, 'tasks': [{'id': 't1', 'state': "
+          "'running', 'health': {'status': 'sick', 'failures': 0, 'output': ''}}]}",
+          7, API_OK);
+    assert_true(json_is_null(health(&s, "t1")));
+    /* Failed for good when unhealthy: the last health stays with it. */
+    apply(&s,
+          "{'op': 'tasks.report', 'node': 'n1', 'at': 6, 'tasks': [{'id': 't1', 'state': "
+          "'failed', 'exit_code': 143, 'health': {'status': 'unhealthy', 'failures': 2, "
+          "'output': 'connect 127.0.0.1:9: connection refused'}}]}",
+          8, API_OK);
+    assert_string_equal(field(&s, "t1", "state"), "failed");
+    assert_string_equal(json_string_value(json_object_get(health(&s, "t1"), "status")),
+                        "unhealthy");
+    assert_int_equal(json_integer_value(json_object_get(health(&s, "t1"), "failures")), 2);
+    rs_state_close(&s);
+}
+
 static void test_snapshot_keeps_tasks(void **state)
 {
     (void)state;
@@ -180,7 +239,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan_embeds_template),    cmocka_unit_test(test_reports),
         cmocka_unit_test(test_orphaned_learns_its_end), cmocka_unit_test(test_delete_history_only),
-        cmocka_unit_test(test_snapshot_keeps_tasks),
+        cmocka_unit_test(test_snapshot_keeps_tasks),    cmocka_unit_test(test_health),
     };
     return cmocka_run_group_tests_name("tasks", tests, NULL, NULL);
 }

@@ -1,0 +1,196 @@
+/* Unit tests for raft/rollout: which old tasks a round replaces (stop-first
+ * and start-first, parallelism counted over every place out of service),
+ * completion, and the failure action. The state is built through the FSM's
+ * own operations. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "api/spec.h"
+#include "common/util.h"
+#include "raft/rollout.h"
+#include "raft/state.h"
+#include "tests/unit/quoted_json.h"
+
+static uint64_t idx = 1;
+
+static void apply(struct rs_state *s, json_t *op)
+{
+    struct rs_op_result res = {0};
+    rs_state_apply_op(s, op, ++idx, &res);
+    if (res.err.code != API_OK)
+        fail_msg("op refused: %s", res.err.msg);
+    free(res.body);
+    json_decref(op);
+}
+
+static void put(struct rs_state *s, const char *quoted)
+{
+    json_auto_t *in = parse(quoted);
+    json_t *spec = NULL;
+    struct api_err err = {0};
+    if (api_spec_normalize(in, &spec, &err) != 0)
+        fail_msg("%s: %s", err.field, err.msg);
+    apply(s, json_pack("{s:s, s:o, s:I}", "op", "service.put", "spec", spec, "at", 1000));
+}
+
+/* Tasks web.1..n at version v, running since t=0 on n1. */
+static void tasks_at(struct rs_state *s, int from, int n, int v, const char *prefix)
+{
+    for (int i = from; i <= n; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "%s%d", prefix, i);
+        json_t *t = json_pack("{s:s, s:s, s:i, s:s, s:i, s:s, s:s, s:i, s:i, s:i, s:n}", "id", id,
+                              "service", "web", "slot", i, "node", "n1", "version", v,
+                              "desired_state", "running", "state", "running", "restarts", 0,
+                              "created_ms", 0, "updated_ms", 0, "health");
+        json_object_set_new(s->tasks, id, t);
+    }
+}
+
+static void setup(struct rs_state *s, const char *order, int parallelism)
+{
+    rs_state_init(s);
+    char spec[512];
+    snprintf(spec, sizeof(spec),
+             "{'name': 'web', 'replicas': 4, 'task': {'command': ['a']}, 'update': {'order': "
+             "'%s', 'parallelism': %d, 'monitor': '1s', 'failure_action': 'pause'}}",
+             order, parallelism);
+    put(s, spec);
+    tasks_at(s, 1, 4, 1, "o");
+    /* A new template: a rollout to version 2. */
+    char *p = strstr(spec, "['a']");
+    p[2] = 'b';
+    put(s, spec);
+}
+
+static size_t count_desired(const json_t *tasks, const char *desired)
+{
+    size_t n = 0, i;
+    json_t *t;
+    json_array_foreach(tasks, i, t) n +=
+        strcmp(json_string_value(json_object_get(t, "desired_state")), desired) == 0;
+    return n;
+}
+
+static json_t *input(const struct rs_state *s)
+{
+    json_t *tasks = json_array();
+    const char *id;
+    json_t *t;
+    json_object_foreach((json_t *)s->tasks, id, t) json_array_append(tasks, t);
+    return tasks;
+}
+
+static void test_stop_first_batches(void **state)
+{
+    (void)state;
+    struct rs_state s;
+    setup(&s, "stop-first", 2);
+    json_auto_t *tasks = input(&s);
+    struct rs_rollout_round r;
+    rs_rollout_round(&s, 2000, tasks, &r);
+    /* The two lowest slots are stopped first. */
+    assert_int_equal(json_array_size(r.stops), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(r.stops, 0), "id")), "o1");
+    rs_rollout_round_free(&r);
+    /* Once they stop, nothing more until their places serve again. */
+    json_object_set_new(json_object_get(s.tasks, "o1"), "desired_state", json_string("shutdown"));
+    json_object_set_new(json_object_get(s.tasks, "o2"), "desired_state", json_string("shutdown"));
+    json_decref(tasks);
+    tasks = input(&s);
+    rs_rollout_round(&s, 2100, tasks, &r);
+    assert_int_equal(json_array_size(r.stops), 0);
+    rs_rollout_round_free(&r);
+    /* New tasks run in slots 1 and 2 (old ones ended) but not for the
+     * monitor window yet: still nothing; after it: the next two. */
+    json_object_set_new(json_object_get(s.tasks, "o1"), "state", json_string("shutdown"));
+    json_object_set_new(json_object_get(s.tasks, "o2"), "state", json_string("shutdown"));
+    tasks_at(&s, 1, 2, 2, "n");
+    json_decref(tasks);
+    tasks = input(&s);
+    rs_rollout_round(&s, 500, tasks, &r);
+    assert_int_equal(json_array_size(r.stops), 0);
+    rs_rollout_round_free(&r);
+    rs_rollout_round(&s, 5000, tasks, &r);
+    assert_int_equal(json_array_size(r.stops), 2);
+    rs_rollout_round_free(&r);
+    rs_state_close(&s);
+}
+
+static void test_start_first_keeps_old_until_new_runs(void **state)
+{
+    (void)state;
+    struct rs_state s;
+    setup(&s, "start-first", 1);
+    json_auto_t *tasks = input(&s);
+    struct rs_rollout_round r;
+    rs_rollout_round(&s, 2000, tasks, &r);
+    /* Nothing stopped; one old task hidden from the scheduler so that it
+     * places a new one in its slot. */
+    assert_int_equal(json_array_size(r.stops), 0);
+    assert_int_equal(count_desired(tasks, "shutdown"), 1);
+    rs_rollout_round_free(&r);
+    /* Its replacement runs long enough: now the old one stops. */
+    tasks_at(&s, 1, 1, 2, "n");
+    json_decref(tasks);
+    tasks = input(&s);
+    rs_rollout_round(&s, 5000, tasks, &r);
+    assert_int_equal(json_array_size(r.stops), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(r.stops, 0), "id")), "o1");
+    rs_rollout_round_free(&r);
+    rs_state_close(&s);
+}
+
+static void test_failure_pauses_and_completion(void **state)
+{
+    (void)state;
+    struct rs_state s;
+    setup(&s, "stop-first", 0);
+    /* All old ones gone, one new task failed: paused with the reason. */
+    for (int i = 1; i <= 4; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "o%d", i);
+        json_object_del(s.tasks, id);
+    }
+    tasks_at(&s, 1, 4, 2, "n");
+    json_t *bad = json_object_get(s.tasks, "n3");
+    json_object_set_new(bad, "state", json_string("failed"));
+    json_object_set_new(bad, "created_ms", json_integer(2000));
+    json_object_set_new(bad, "message", json_string("exited with code 3"));
+    json_auto_t *tasks = input(&s);
+    struct rs_rollout_round r;
+    rs_rollout_round(&s, 6000, tasks, &r);
+    json_t *op = json_array_get(r.ops, 0);
+    assert_non_null(op);
+    assert_string_equal(json_string_value(json_object_get(op, "state")), "paused");
+    assert_non_null(strstr(json_string_value(json_object_get(op, "message")), "code 3"));
+    rs_rollout_round_free(&r);
+    /* Healthy everywhere: completed. */
+    json_object_set_new(bad, "state", json_string("running"));
+    rs_rollout_round(&s, 6000, tasks, &r);
+    op = json_array_get(r.ops, 0);
+    assert_string_equal(json_string_value(json_object_get(op, "state")), "completed");
+    json_incref(op);
+    rs_rollout_round_free(&r);
+    apply(&s, op);
+    const struct rs_service *svc = rs_state_service(&s, "web");
+    assert_null(svc->stable); /* the current spec is now the stable one */
+    assert_non_null(svc->previous);
+    rs_state_close(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stop_first_batches),
+        cmocka_unit_test(test_start_first_keeps_old_until_new_runs),
+        cmocka_unit_test(test_failure_pauses_and_completion),
+    };
+    return cmocka_run_group_tests_name("rollout", tests, NULL, NULL);
+}
