@@ -156,4 +156,7 @@ void api__node_logs(struct api__call *call);
  * nodes (with what it has); cancels their requests to other nodes. */
 void api__logs_release(struct api_server *srv);
 
+/* events.c: GET /v1/events, the event stream (raft/events.h) as NDJSON. */
+void api__events(struct api__call *call);
+
 #endif

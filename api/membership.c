@@ -150,8 +150,8 @@ void api__cluster_join(struct api__call *call)
     j->call = call;
     j->manager = strcmp(role, "manager") == 0;
     common_random_hex(j->credential, 32);
-    json_t *op = json_pack("{s:s, s:o, s:s}", "op", "node.register", "node", node, "credential",
-                           j->credential);
+    json_t *op = json_pack("{s:s, s:o, s:s, s:I}", "op", "node.register", "node", node,
+                           "credential", j->credential, "at", (json_int_t)common_wall_ms());
     if (rs_store_submit(call->srv->store, op, join_cb, j) != 0) {
         free(j);
         api__reply_error(call, API_NO_LEADER, NULL, "no leader: retry");

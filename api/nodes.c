@@ -167,7 +167,8 @@ void api__node_patch(struct api__call *call)
         api__reply_err(call, &err);
         return;
     }
-    json_t *op = json_pack("{s:s, s:s}", "op", "node.update", "id", n->id);
+    json_t *op = json_pack("{s:s, s:s, s:I}", "op", "node.update", "id", n->id, "at",
+                           (json_int_t)common_wall_ms());
     const char *key;
     json_t *value;
     json_object_foreach(in, key, value)

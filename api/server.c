@@ -56,6 +56,7 @@ static const struct route routes[] = {
     {HTTP_POST, "/v1/logs", api__logs, 0},
     {HTTP_POST, "/v1/plan", api__plan, 0},
     {HTTP_POST, "/v1/node/logs", api__node_logs, ROUTE_OPEN | ROUTE_LOCAL},
+    {HTTP_GET, "/v1/events", api__events, 0},
 };
 
 const char *api__admin_token(struct api_server *srv)

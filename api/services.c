@@ -125,7 +125,8 @@ void api__service_put(struct api__call *call)
 
 void api__service_delete(struct api__call *call)
 {
-    json_t *op = json_pack("{s:s, s:s}", "op", "service.delete", "name", call->arg);
+    json_t *op = json_pack("{s:s, s:s, s:I}", "op", "service.delete", "name", call->arg, "at",
+                           (json_int_t)common_wall_ms());
     if (api__query_cas(call, op) != 0) {
         json_decref(op);
         return;
@@ -159,8 +160,8 @@ void api__service_scale(struct api__call *call)
                          API_SPEC_MAX_REPLICAS);
         return;
     }
-    json_t *op = json_pack("{s:s, s:s, s:O}", "op", "service.scale", "name", call->arg, "replicas",
-                           replicas);
+    json_t *op = json_pack("{s:s, s:s, s:O, s:I}", "op", "service.scale", "name", call->arg,
+                           "replicas", replicas, "at", (json_int_t)common_wall_ms());
     json_decref(in);
     api__submit(call, op, 200);
 }

@@ -75,6 +75,35 @@ def kill_leftovers():
                 os.kill(pid, signal.SIGKILL)
 
 
+def rollout_state(api, token, name):
+    st, r = call(api, "GET", f"/v1/services/{name}/rollout", token)
+    return r.get("state") if st == 200 and r else None
+
+
+def rollouts(api, token):
+    """A rolling update of 20 replicas, parallelism 5, no monitor delay; then
+    a failing update rolled back automatically."""
+    spec = {"name": "roll", "replicas": 20,
+            "task": {"command": ["/bin/sleep", "100000"], "stop_grace_period": "1s"},
+            "update": {"parallelism": 5, "monitor": "0s", "failure_action": "rollback"},
+            "rollback": {"parallelism": 0, "monitor": "0s"}}
+    call(api, "POST", "/v1/services", token, spec)
+    wait(lambda: len(running(api, token, "roll")) == 20, 60)
+    spec["task"]["env"] = {"RELEASE": "2"}
+    call(api, "PUT", "/v1/services/roll", token, spec)
+    timed("rolling update, 20 replicas, parallelism 5:",
+          lambda: rollout_state(api, token, "roll") == "completed" and
+          len(running(api, token, "roll")) == 20)
+    spec["task"]["command"] = ["/bin/sh", "-c", "exit 1"]
+    spec["task"]["restart"] = {"condition": "none"}
+    call(api, "PUT", "/v1/services/roll", token, spec)
+    timed("failing update -> all 20 back on the old spec:",
+          lambda: rollout_state(api, token, "roll") == "rolled_back" and
+          len(running(api, token, "roll")) == 20)
+    call(api, "DELETE", "/v1/services/roll", token)
+    wait(lambda: call(api, "GET", "/v1/tasks?service=roll", token)[1] in ([], None), 60)
+
+
 def main():
     print("== tasks: 1 manager + 2 workers on 127.0.0.1, /bin/sleep under shoal-monitor")
     procs, apis, token = cluster()
@@ -111,6 +140,7 @@ def main():
               running(api, token, "bench")))
     call(api, "DELETE", "/v1/services/bench", token)
     wait(lambda: call(api, "GET", "/v1/tasks?service=bench", token)[1] in ([], None), 60)
+    rollouts(api, token)
 
 
 try:

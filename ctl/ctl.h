@@ -6,6 +6,7 @@
 
 #include <getopt.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "common/buf.h"
@@ -287,6 +288,34 @@ int ctl_check_specs(const char *file, const json_t *list);
 /* plan.c: shoal plan -f FILE. */
 int ctl_plan(struct ctl_ctx *ctx, int argc, char **argv);
 
+/* rollout.c: following and steering rollouts. */
+
+/* Exit codes of a followed rollout (`rollout status`, `service update
+ * --detach=false`); errors exit CTL_EXIT_ERROR (1) too. */
+enum ctl_rollout_exit {
+    CTL_ROLLOUT_COMPLETED = 0, /* completed, or nothing under way */
+    CTL_ROLLOUT_FAILED = 1,    /* rolled back (or a state it does not know) */
+    CTL_ROLLOUT_PAUSED = 2,    /* paused, by a failure or a user */
+    CTL_ROLLOUT_TIMEOUT = 3,   /* still under way when the timeout passed */
+};
+
+/* Follows the rollout of service name (borrowed) with blocking queries on
+ * GET /v1/services/NAME/rollout until it is no longer under way, or until
+ * timeout_ms passed (< 0: no timeout). Prints its progress on stdout (one
+ * line rewritten in place on a terminal, else a line per change) and a final
+ * line, or with -o json only the last rollout object. unchanged_version > 0:
+ * the version of the service before a write; if the service is still at it
+ * and no rollout is under way or paused, the write started none, which is
+ * printed and answers CTL_ROLLOUT_COMPLETED. Returns an enum
+ * ctl_rollout_exit, or CTL_EXIT_ERROR with the error printed. */
+int ctl_rollout_follow(struct ctl_ctx *ctx, const char *name, int64_t timeout_ms,
+                       json_int_t unchanged_version);
+
+int ctl_rollout_status(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_service_rollback(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_service_rollout(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_service_history(struct ctl_ctx *ctx, int argc, char **argv);
+
 /* Command handlers (cluster.c, node.c, service.c, apply.c). */
 int ctl_cluster_status(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_cluster_join_token(struct ctl_ctx *ctx, int argc, char **argv);
@@ -304,5 +333,7 @@ int ctl_service_rm(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_service_scale(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_service_update(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_apply(struct ctl_ctx *ctx, int argc, char **argv);
+/* events.c: shoal events [-f]. */
+int ctl_events(struct ctl_ctx *ctx, int argc, char **argv);
 
 #endif

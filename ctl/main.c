@@ -62,11 +62,46 @@ static const struct ctl_command commands[] = {
     {"service", "scale", ctl_service_scale, "NAME=REPLICAS... [-o json]",
      "Set the replica count of services", WRITE_OUTPUT,
      "Example:\n  shoal service scale web=5 worker=2\n", 0},
-    {"service", "update", ctl_service_update, "NAME [OPTIONS]",
-     "Change a service: read it, edit it, write it back unless it changed meanwhile", WRITE_OUTPUT,
-     "Example:\n  shoal service update web --image registry.local/web:2 \\\n"
-     "      --env-add LOG=debug --env-rm OLD\n",
+    {"service", "update", ctl_service_update, "NAME [OPTIONS] [--detach=false]",
+     "Change a service: read it, edit it, write it back unless it changed meanwhile",
+     "--detach[=BOOL]\ttrue (the default): return once written; false: then follow\n"
+     "\tthe rollout like 'shoal rollout status' and exit with its codes\n"
+     "-o, --output json\tprint the server's answer (with --detach=false: the final\n"
+     "\trollout object) instead of a summary line\n",
+     "A change of the task template starts a rollout (a new version).\n"
+     "\nExample:\n  shoal service update web --image registry.local/web:2 \\\n"
+     "      --env-add LOG=debug --env-rm OLD --detach=false\n",
      CTL_FLAGS_UPDATE},
+    {"service", "rollback", ctl_service_rollback, "NAME [-o json]",
+     "Roll a service back to its last stable spec (or the one before)", WRITE_OUTPUT,
+     "Starts a rollback rollout: to the last spec whose rollout completed when the\n"
+     "current one never did, else to the stable spec before the current one.\n"
+     "Refused (exit 1) when there is nothing to roll back to. Follow it with\n"
+     "'shoal rollout status NAME' (a finished rollback is rolled_back: exit 1).\n"
+     "\nExample:\n  shoal service rollback web\n",
+     0},
+    {"service", "rollout", ctl_service_rollout, "pause|resume NAME [-o json]",
+     "Pause the rollout under way of a service, or resume a paused one", WRITE_OUTPUT,
+     "Exit 1 when there is no rollout under way (pause) or no paused one (resume).\n"
+     "Resuming forgives the failures that paused it and restarts the progress\n"
+     "deadline.\n"
+     "\nExamples:\n  shoal service rollout pause web\n  shoal service rollout resume web\n",
+     0},
+    {"service", "history", ctl_service_history, "NAME [-o json]",
+     "Show a service's versions: current, stable, previous, and its last rollout",
+     "-o, --output json\tprint {\"version\", \"rollout\", \"stable_spec\", \"previous_spec\"}\n",
+     "Example:\n  shoal service history web\n", 0},
+    {"rollout", "status", ctl_rollout_status, "NAME [--timeout D] [-o json]",
+     "Follow the rollout of a service until it ends; the exit code tells how",
+     "--timeout D\tgive up after D (30s, 5m); default: wait until it ends\n"
+     "-o, --output json\tprint only the final rollout object\n",
+     "Prints the progress (one line rewritten on a terminal, a line per change\n"
+     "otherwise), then the final state and its message.\n"
+     "Exit codes: 0 completed (or no rollout under way), 1 rolled back or an\n"
+     "error, 2 paused, 3 timeout (the rollout goes on).\n"
+     "\nExample:\n  shoal service update web --image web:2\n"
+     "  shoal rollout status web --timeout 10m -o json\n",
+     0},
     {"node", "ls", ctl_node_ls, "[-o json|table]", "List the nodes of the cluster", READ_OUTPUT,
      "Example:\n  shoal node ls\n", 0},
     {"node", "ps", ctl_node_ps, "NODE [-o json|table]", "List the tasks assigned to a node",
@@ -123,6 +158,21 @@ static const struct ctl_command commands[] = {
      "\tNAME=N: the same for service NAME of the file (repeatable)\n" WRITE_OUTPUT,
      "Example:\n  shoal plan -f stack.json\n"
      "  shoal apply -f stack.json --check-index web=42 --check-index api=0\n",
+     0},
+    {NULL, "events", ctl_events,
+     "[-f] [--service NAME] [--type PREFIX]... [--since-index N] [-o json]",
+     "Print what happened in the cluster: services, rollouts, tasks, nodes",
+     "-f, --follow\tgo on printing events as they come until interrupted (Ctrl-C exits 0)\n"
+     "--service NAME\tonly the events of service NAME\n"
+     "--type PREFIX\tonly events whose type starts with PREFIX (task., node.down);\n"
+     "\trepeatable, or a comma list\n"
+     "--since-index N\tthe events after index N (default: the last 100)\n"
+     "-o, --output json\tprint the events as JSON, one a line\n",
+     "Each line: time (UTC), type, what it is about and what changed. When\n"
+     "events after the index asked for were dropped (the manager keeps the\n"
+     "last 10,000), a line on stderr says so and printing goes on.\n"
+     "\nExamples:\n  shoal events --service web --type rollout.\n"
+     "  shoal events -f --type task.,node. -o json\n",
      0},
 };
 

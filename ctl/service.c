@@ -17,10 +17,12 @@ static char *service_path(const char *name, const char *suffix)
 
 /* Parses the spec flags of `where` and the extra options of a command into
  * edits (an array of at least argc entries). Returns -1 when the command
- * goes on, else an exit code. *file receives -f's value when extra has it. */
+ * goes on, else an exit code. *file receives -f's value when extra has it;
+ * *detach is set by --detach when extra has it: 1 alone or =true, 0 for
+ * =false. */
 static int spec_options(struct ctl_ctx *ctx, int argc, char **argv, unsigned where,
                         const char *shortopts, const struct option *extra, size_t nextra,
-                        struct ctl_spec_edit *edits, size_t *nedits, const char **file)
+                        struct ctl_spec_edit *edits, size_t *nedits, const char **file, int *detach)
 {
     _cleanup_free_ struct option *opts = ctl_spec_options(where, extra, nextra);
     char errmsg[256];
@@ -29,6 +31,13 @@ static int spec_options(struct ctl_ctx *ctx, int argc, char **argv, unsigned whe
         const struct ctl_spec_flag *flag = ctl_spec_flag_at(c);
         if (c == 'f') {
             *file = optarg;
+        } else if (c == 'D') {
+            if (!optarg || strcmp(optarg, "true") == 0)
+                *detach = 1;
+            else if (strcmp(optarg, "false") == 0)
+                *detach = 0;
+            else
+                return ctl_usage_error(ctx, "--detach: expected true or false, not '%s'", optarg);
         } else if (flag) {
             if (ctl_spec_check(flag, optarg, errmsg, sizeof(errmsg)) < 0)
                 return ctl_usage_error(ctx, "%s", errmsg);
@@ -98,7 +107,7 @@ int ctl_service_create(struct ctl_ctx *ctx, int argc, char **argv)
     size_t nedits = 0;
     const char *file = NULL;
     int rv = spec_options(ctx, argc, argv, CTL_FLAGS_CREATE, "+:ho:f:", create_extra,
-                          ARRAY_SIZE(create_extra) - 1, edits, &nedits, &file);
+                          ARRAY_SIZE(create_extra) - 1, edits, &nedits, &file, NULL);
     if (rv >= 0)
         return rv;
     for (int i = optind; i < argc; i++) {
@@ -221,10 +230,31 @@ int ctl_service_scale(struct ctl_ctx *ctx, int argc, char **argv)
     return rv;
 }
 
+/* --detach=false: writes svc back like ctl_object_write_back, without
+ * printing it, then follows the rollout (if the write started none, or
+ * another one is under way, see ctl_rollout_follow). Returns an exit code. */
+static int update_and_wait(struct ctl_ctx *ctx, const char *path, const char *name,
+                           json_int_t index, json_t *svc)
+{
+    json_int_t version = json_integer_value(json_object_get(svc, "version"));
+    struct common_buf url = {0};
+    common_buf_printf(&url, "%s?index=%" JSON_INTEGER_FORMAT, path, index);
+    long status = 0;
+    int err = ctl_http_request(ctx, "PUT", url.data, svc, NULL, &status);
+    common_buf_free(&url);
+    if (err < 0 && status == 409)
+        return ctl_error("%s: %s; the service changed since it was read: run the update again",
+                         name, ctx->errmsg);
+    if (err < 0)
+        return ctl_error("%s: %s", name, ctx->errmsg);
+    return ctl_rollout_follow(ctx, name, -1, version);
+}
+
 /* Reads a service, applies edits and writes it back if its modify_index
- * has not moved. Returns an exit code, the error printed. */
+ * has not moved; detach 0: then waits for its rollout. Returns an exit
+ * code, the error printed. */
 static int update_one(struct ctl_ctx *ctx, const char *name, const struct ctl_spec_edit *edits,
-                      size_t nedits)
+                      size_t nedits, int detach)
 {
     _cleanup_free_ char *path = service_path(name, "");
     json_auto_t *svc = NULL;
@@ -236,11 +266,13 @@ static int update_one(struct ctl_ctx *ctx, const char *name, const struct ctl_sp
     int rv = apply_edits(svc, edits, nedits);
     if (rv != 0)
         return rv;
-
+    if (!detach)
+        return update_and_wait(ctx, path, name, json_integer_value(index), svc);
     return ctl_object_write_back(&services, ctx, "PUT", path, name, json_integer_value(index), svc);
 }
 
 static const struct option update_extra[] = {
+    {"detach", optional_argument, NULL, 'D'},
     {"output", required_argument, NULL, 'o'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -251,8 +283,9 @@ int ctl_service_update(struct ctl_ctx *ctx, int argc, char **argv)
     _cleanup_free_ struct ctl_spec_edit *edits = xcalloc((size_t)argc, sizeof(*edits));
     size_t nedits = 0;
     const char *unused = NULL;
+    int detach = 1;
     int rv = spec_options(ctx, argc, argv, CTL_FLAGS_UPDATE, ":ho:", update_extra,
-                          ARRAY_SIZE(update_extra) - 1, edits, &nedits, &unused);
+                          ARRAY_SIZE(update_extra) - 1, edits, &nedits, &unused, &detach);
     if (rv >= 0)
         return rv;
     if (optind >= argc)
@@ -261,5 +294,7 @@ int ctl_service_update(struct ctl_ctx *ctx, int argc, char **argv)
         return ctl_usage_error(ctx, "unexpected argument '%s'", argv[optind + 1]);
     if (nedits == 0)
         return ctl_usage_error(ctx, "nothing to change: give at least one option");
-    return update_one(ctx, argv[optind], edits, nedits);
+    if (!detach && ctx->output == CTL_OUT_TABLE)
+        return ctl_usage_error(ctx, "-o: --detach=false prints lines or json");
+    return update_one(ctx, argv[optind], edits, nedits, detach);
 }

@@ -86,7 +86,8 @@ static void set_status(struct rs_members *m, struct rs_members_seen *e, const ch
     struct status_req *req = xcalloc(1, sizeof(*req));
     req->m = m;
     common_strlcpy(req->id, e->id, sizeof(req->id));
-    json_t *op = json_pack("{s:s, s:s, s:s}", "op", "node.status", "id", e->id, "status", status);
+    json_t *op = json_pack("{s:s, s:s, s:s, s:I}", "op", "node.status", "id", e->id, "status",
+                           status, "at", (json_int_t)common_wall_ms());
     if (rs_store_submit(m->store, op, status_done, req) == 0) {
         e->status_pending = 1;
         LOGI("members: node %s is %s", e->id, status);

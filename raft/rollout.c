@@ -175,8 +175,8 @@ static json_t *update_op(const struct rs_service *svc, int64_t now, const char *
 }
 
 /* Past the failure ratio or the deadline: the failure action. */
-static void fail(const struct rs_service *svc, const struct cfg *cfg, bool rolling_back,
-                 int64_t now, const char *why, struct rs_rollout_round *out)
+static void fail(const struct rs_service *svc, const struct cfg *cfg, const struct view *v,
+                 bool rolling_back, int64_t now, const char *why, struct rs_rollout_round *out)
 {
     if (strcmp(cfg->failure_action, "rollback") == 0 && !rolling_back) {
         char msg[600];
@@ -188,6 +188,9 @@ static void fail(const struct rs_service *svc, const struct cfg *cfg, bool rolli
     }
     json_t *op = update_op(svc, now, "paused");
     json_object_set_new(op, "message", json_string(why));
+    json_object_set_new(op, "updated", json_integer((json_int_t)v->done));
+    json_object_set_new(op, "failures", json_integer((json_int_t)v->failed));
+    json_object_set_new(op, "total", json_integer((json_int_t)v->total));
     json_array_append_new(out->ops, op);
 }
 
@@ -266,13 +269,17 @@ static void service_round(const struct rs_state *st, const struct rs_service *sv
     if (failing && strcmp(cfg.failure_action, "continue") != 0) {
         snprintf(why, sizeof(why), "%zu of %zu new tasks failed (last: %s)", v.failed, v.total,
                  v.last_failure ? v.last_failure : "?");
-        fail(svc, &cfg, rolling_back, now, why, out);
+        fail(svc, &cfg, &v, rolling_back, now, why, out);
     } else if (cfg.deadline_ms > 0 && now - progress > cfg.deadline_ms) {
         char d[32];
         common_format_duration(cfg.deadline_ms, d, sizeof(d));
         snprintf(why, sizeof(why), "no progress for %s (%zu of %zu updated)", d, v.done, v.total);
-        fail(svc, &cfg, rolling_back, now, why, out);
-    } else if (json_array_size(v.old_live) == 0 && v.stopping == 0 && v.busy == 0) {
+        fail(svc, &cfg, &v, rolling_back, now, why, out);
+    } else if (json_array_size(v.old_live) == 0 && v.stopping == 0 && v.busy == 0 &&
+               v.done + v.failed >= v.total) {
+        /* Every place has a new task that is done (or failed, accepted by
+         * `continue`): not merely no old one left, as in the round where the
+         * last old tasks ended before their replacements exist. */
         json_t *op = update_op(svc, now, rolling_back ? "rolled_back" : "completed");
         json_object_set_new(op, "updated", json_integer((json_int_t)v.done));
         json_object_set_new(op, "total", json_integer((json_int_t)v.total));

@@ -6,6 +6,7 @@
 
 #include "common/buf.h"
 #include "common/util.h"
+#include "raft/events.h"
 #include "raft/state_internal.h"
 
 #define SNAPSHOT_FORMAT 1
@@ -15,6 +16,7 @@ void rs_state_init(struct rs_state *s)
     memset(s, 0, sizeof(*s));
     s->tasks = json_object();
     s->pending = json_object();
+    s->events = rs_events_new(0, 0);
 }
 
 static void service_free(struct rs_service *svc)
@@ -53,6 +55,7 @@ void rs_state_close(struct rs_state *s)
     rs__nodes_free(s);
     json_decref(s->tasks);
     json_decref(s->pending);
+    rs_events_free(s->events);
     memset(s, 0, sizeof(*s));
 }
 
@@ -244,6 +247,7 @@ static void op_put(struct rs_state *s, const json_t *op, uint64_t index, int cre
     if (!cas_ok(op, svc, res))
         return;
     uint64_t version = 1, create_index = index;
+    int began = 0; /* a rollout */
     if (svc) {
         /* A new task template is a new version, rolled out; anything else
          * (labels, placement, update settings, replicas) applies as is. */
@@ -252,6 +256,7 @@ static void op_put(struct rs_state *s, const json_t *op, uint64_t index, int cre
         json_t *old = json_loads(svc->spec, 0, NULL);
         if (!json_equal(json_object_get(old, "task"), json_object_get(spec, "task"))) {
             version++;
+            began = 1;
             rs__rollout_begin(svc, "update", version, json_integer_value(json_object_get(op, "at")),
                               json_integer_value(json_object_get(spec, "replicas")));
         }
@@ -262,6 +267,9 @@ static void op_put(struct rs_state *s, const json_t *op, uint64_t index, int cre
         service_insert(s, pos, svc);
     }
     service_store(svc, spec, version, create_index, index);
+    rs__event_service(s, rs__op_at(op), found ? "service.updated" : "service.created", svc);
+    if (began)
+        rs__event_rollout(s, rs__op_at(op), "rollout.started", svc);
     rs__services_changed(s, index);
     rs__answer(res, svc->body, svc->body_len, !found);
 }
@@ -278,6 +286,7 @@ static void op_delete(struct rs_state *s, const json_t *op, uint64_t index,
     }
     if (!cas_ok(op, s->services[pos], res))
         return;
+    rs__event_service(s, rs__op_at(op), "service.deleted", s->services[pos]);
     service_remove(s, pos);
     rs__services_changed(s, index);
     rs__answer_json(res, json_pack("{s:s, s:I}", "deleted", name, "index", (json_int_t)index));
@@ -300,6 +309,7 @@ static void op_scale(struct rs_state *s, const json_t *op, uint64_t index, struc
     } else if (!json_is_integer(replicas) || json_integer_value(replicas) < 0) {
         rs__refuse(res, API_BAD_REQUEST, "replicas", "%s", "must be an integer >= 0");
     } else if (cas_ok(op, svc, res)) {
+        rs__event_scaled(s, rs__op_at(op), svc, json_integer_value(replicas));
         svc->replicas = json_integer_value(replicas);
         svc->modify_index = index;
         rs__service_render(svc);
@@ -443,6 +453,7 @@ char *rs_state_encode(const struct rs_state *s, size_t *len)
     }
     common_buf_puts(&b, "]");
     rs__nodes_encode(s, &b);
+    rs__events_encode(s, &b);
     char *tasks = json_dumps(s->tasks, JSON_COMPACT);
     char *pending = json_dumps(s->pending, JSON_COMPACT);
     common_buf_printf(&b, ",\"tasks_index\":%llu,\"tasks\":%s,\"pending\":%s",
@@ -480,6 +491,7 @@ int rs_state_decode(struct rs_state *s, const char *buf, size_t len)
         json_decref(root);
         return -EINVAL;
     }
+    rs__events_decode(&fresh, root);
     json_decref(root);
     rs_state_close(s);
     *s = fresh;

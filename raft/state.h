@@ -80,6 +80,11 @@ struct rs_state {
     json_t *tasks;
     json_t *pending;
     uint64_t tasks_index;
+    /* The event stream (raft/events.h), owned: what the operations changed,
+     * with an index of its own that snapshots keep. The events themselves
+     * are not in snapshots: after a restore the ring starts empty, and a
+     * reader behind it is told that events were lost. */
+    struct rs_events *events;
 };
 
 /* The result of one operation, filled by rs_state_apply_op. */
@@ -98,7 +103,9 @@ void rs_state_close(struct rs_state *s);
 /* Applies one operation (borrowed JSON, not modified) at Raft index `index`.
  * Never fails as a whole: a refused operation (conflict, not found,
  * malformed) leaves the objects unchanged (only s->index moves to the
- * entry's index) and says why in res->err. res may be NULL when nobody
+ * entry's index) and says why in res->err. What an operation changes is
+ * also appended to s->events (service.*, rollout.*, task.state,
+ * task.health, node.*; see docs/api.md, "Events"), with the op's "at". res may be NULL when nobody
  * waits for the answer (followers). Operations:
  *   {"op": "service.create", "spec": SPEC}
  *   {"op": "service.put", "spec": SPEC, "cas": N (optional)}

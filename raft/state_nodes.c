@@ -5,6 +5,7 @@
 
 #include "common/buf.h"
 #include "common/util.h"
+#include "raft/events.h"
 #include "raft/state_internal.h"
 
 static void node_free(struct rs_node *n)
@@ -150,6 +151,8 @@ void rs__op_cluster_init(struct rs_state *s, const json_t *op, uint64_t index,
     int created;
     struct rs_node *n =
         node_put(s, node, json_string_value(json_object_get(op, "credential")), index, &created);
+    if (created)
+        rs__event_node(s, rs__op_at(op), "node.joined", n);
     node_answer(res, n, created);
 }
 
@@ -187,6 +190,8 @@ void rs__op_node_register(struct rs_state *s, const json_t *op, uint64_t index,
     int created;
     struct rs_node *n =
         node_put(s, node, json_string_value(json_object_get(op, "credential")), index, &created);
+    if (created)
+        rs__event_node(s, rs__op_at(op), "node.joined", n);
     node_answer(res, n, created);
 }
 
@@ -209,6 +214,7 @@ void rs__op_node_update(struct rs_state *s, const json_t *op, uint64_t index,
         return;
     json_t *availability = json_object_get(op, "availability");
     json_t *labels = json_object_get(op, "labels");
+    rs__event_availability(s, rs__op_at(op), n, availability);
     if (json_is_string(availability))
         json_object_set(n->obj, "availability", availability);
     if (json_is_object(labels))
@@ -231,6 +237,7 @@ void rs__op_node_status(struct rs_state *s, const json_t *op, uint64_t index,
     if (strcmp(rs_node_str(n, "status"), status) != 0) {
         json_object_set_new(n->obj, "status", json_string(status));
         node_touch(s, n, index);
+        rs__event_node(s, rs__op_at(op), strcmp(status, "down") == 0 ? "node.down" : "node.up", n);
     }
     node_answer(res, n, 0);
 }
@@ -243,6 +250,7 @@ void rs__op_node_remove(struct rs_state *s, const json_t *op, uint64_t index,
         return;
     size_t pos = node_pos(s, n->id);
     rs__answer_json(res, json_pack("{s:s, s:I}", "deleted", n->id, "index", (json_int_t)index));
+    rs__event_node(s, rs__op_at(op), "node.removed", n);
     node_free(n);
     s->nodes[pos] = s->nodes[--s->n_nodes];
     nodes_changed(s, index);
@@ -287,6 +295,7 @@ void rs__op_members_reset(struct rs_state *s, const json_t *op, uint64_t index,
     for (size_t i = 0; keep && i < s->n_nodes;) {
         struct rs_node *n = s->nodes[i];
         if (strcmp(n->id, keep) != 0 && strcmp(rs_node_str(n, "role"), "manager") == 0) {
+            rs__event_node(s, rs__op_at(op), "node.removed", n);
             node_free(n);
             s->nodes[i] = s->nodes[--s->n_nodes];
             removed++;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "raft/events.h"
 #include "raft/state_internal.h"
 
 static bool is_state(const json_t *rollout, const char *state)
@@ -112,6 +113,7 @@ void rs__op_service_rollback(struct rs_state *s, const json_t *op, uint64_t inde
     json_decref(spec);
     svc->version = version;
     svc->modify_index = index;
+    rs__event_rollout(s, rs__op_at(op), "rollout.started", svc);
     changed(s, svc, index, res);
 }
 
@@ -130,6 +132,12 @@ void rs__op_rollout_update(struct rs_state *s, const json_t *op, uint64_t index,
         return;
     }
     json_int_t at = json_integer_value(json_object_get(op, "at"));
+    const char *to_state = json_string_value(json_object_get(op, "state"));
+    int moved = to_state && !is_state(r, to_state); /* an event once changed */
+    /* Paused by a failure: resume goes back to what it was doing (an update,
+     * or a rollback with the rollback settings). */
+    if (to_state && strcmp(to_state, "paused") == 0 && !is_state(r, "paused"))
+        json_object_set(r, "paused_from", json_object_get(r, "state"));
     static const char *const fields[] = {"state", "updated", "total", "failures", "message"};
     for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
         json_t *v = json_object_get(op, fields[i]);
@@ -151,6 +159,8 @@ void rs__op_rollout_update(struct rs_state *s, const json_t *op, uint64_t index,
             svc->stable = NULL;
         }
     }
+    if (moved)
+        rs__event_rollout(s, at, NULL, svc);
     changed(s, svc, index, res);
 }
 
@@ -168,6 +178,7 @@ void rs__op_rollout_pause(struct rs_state *s, const json_t *op, uint64_t index,
     json_object_set(r, "paused_from", json_object_get(r, "state"));
     json_object_set_new(r, "state", json_string("paused"));
     json_object_set_new(r, "message", json_string("paused by a user"));
+    rs__event_rollout(s, rs__op_at(op), "rollout.paused", svc);
     changed(s, svc, index, res);
 }
 
@@ -193,5 +204,6 @@ void rs__op_rollout_resume(struct rs_state *s, const json_t *op, uint64_t index,
     json_object_set_new(r, "failures", json_integer(0));
     json_object_set_new(r, "progress_ms", json_integer(at));
     json_object_set_new(r, "counted_from", json_integer(at));
+    rs__event_rollout(s, at, "rollout.resumed", svc);
     changed(s, svc, index, res);
 }

@@ -3,6 +3,8 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "common/util.h"
+#include "raft/events.h"
 #include "raft/state_internal.h"
 #include "scheduler/scheduler.h"
 
@@ -80,8 +82,11 @@ static void task_stop(struct rs_state *s, const json_t *c, uint64_t index, json_
     if (json_is_true(json_object_get(c, "rollout")))
         json_object_set_new(t, "replaced", json_true()); /* by a rolling update */
     if (json_is_true(json_object_get(c, "orphaned"))) {
+        char was[32];
+        common_strlcpy(was, state ? state : "", sizeof(was));
         set_state(t, "orphaned", at, index);
         json_object_set_new(t, "message", json_string("its node is down or gone"));
+        rs__event_task(s, at, t, was, NULL);
     }
     json_object_set_new(t, "modify_index", json_integer((json_int_t)index));
 }
@@ -174,7 +179,9 @@ static int task_report(struct rs_state *s, const char *node, const json_t *r, ui
     json_t *restarts = json_object_get(r, "restarts");
     if (json_is_integer(restarts))
         json_object_set(t, "restarts", restarts);
-    json_object_set_new(t, "health", health_of(r));
+    json_t *health = health_of(r);
+    rs__event_task(s, at, t, sch_task_state_name(now), health);
+    json_object_set_new(t, "health", health);
     return 1;
 }
 

@@ -15,6 +15,12 @@
 #define BATCH_MAX_OPS   512
 #define BATCH_MAX_BYTES (4u << 20)
 #define STOP_DRAIN_MS   10000
+/* libraft 0.15's uv backend prepares its open segments on the thread pool
+ * after a start (slow on a busy ext4); raft_close while that work is under
+ * way crashed it (a SEGV in its close path under ASan, seen when a node was
+ * stopped ~100 ms after a restart). A stop waits until raft has run this
+ * long. */
+#define MIN_UPTIME_MS 2000
 /* Group commit: while this many entries are under way, new operations wait
  * and go out together when one completes. */
 #define MAX_INFLIGHT 2
@@ -72,6 +78,7 @@ struct rs_store {
     struct rs_members members;
     struct rs_reconciler reconciler;
     uint64_t members_tick_ms;
+    uint64_t started_ms; /* monotonic: when raft started */
     struct raft_transfer transfer;
     int transfer_state; /* 0 not asked, 1 under way, 2 done */
 
@@ -411,6 +418,7 @@ int rs_store_start(struct rs_store **out, uv_loop_t *loop, const struct rs_store
             LOGW("raft: configuration forced to this node alone (--force-new-cluster)");
     }
     if (rv == 0 || rv == RAFT_CANTBOOTSTRAP) {
+        st->started_ms = common_now_ms();
         rv = raft_start(&st->raft);
         if (rv != 0)
             snprintf(errmsg, 256, "raft start: %s", raft_errmsg(&st->raft));
@@ -486,9 +494,14 @@ static int transfer_leadership(struct rs_store *st)
 static void stop_poll(uv_timer_t *t)
 {
     struct rs_store *st = container_of(t, struct rs_store, stop_timer);
-    size_t pending = st->n_inflight + (size_t)st->barrier_pending;
+    /* A snapshot being taken or stored counts as pending too: libraft 0.15
+     * crashed in raft_close with one under way (a restart with a long log
+     * takes one soon after start; seen as a SEGV under ASan). */
+    int snapshotting = st->raft.snapshot.pending.term != 0 || st->raft.snapshot.put.data != NULL;
+    int young = common_now_ms() - st->started_ms < MIN_UPTIME_MS;
+    size_t pending = st->n_inflight + (size_t)st->barrier_pending + (size_t)snapshotting;
     int members_change = st->members.change_pending;
-    if ((pending > 0 || members_change) && common_now_ms() < st->stop_deadline)
+    if ((pending > 0 || members_change || young) && common_now_ms() < st->stop_deadline)
         return;
     if (pending == 0 && !members_change && transfer_leadership(st) &&
         common_now_ms() < st->stop_deadline)
