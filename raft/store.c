@@ -432,11 +432,11 @@ int rs_store_start(struct rs_store **out, uv_loop_t *loop, const struct rs_store
     return 0;
 }
 
-static void handle_closed(uv_handle_t *h)
+static void last_closed(uv_handle_t *h)
 {
     struct rs_store *st = h->data;
-    if (--st->handles_open > 0)
-        return;
+    raft_uv_close(&st->io);
+    rs_transport_close(&st->transport);
     rs_store_stop_cb cb = st->stop_cb;
     void *data = st->stop_data;
     json_decref(st->pending_ops);
@@ -448,17 +448,35 @@ static void handle_closed(uv_handle_t *h)
         cb(data);
 }
 
+/* libraft's uv backend may still have handle close callbacks queued when it
+ * calls raft_closed, and libuv runs close callbacks newest first: freeing
+ * the store (which holds struct raft and its raft_io) from our own close
+ * callbacks made those read freed memory (a SEGV in libraft's io close
+ * callback under ASan, on about one stop in twenty). So the store is freed
+ * from a timer that fires on a later loop iteration, once every close
+ * callback queued before has run. */
+static void free_later(uv_timer_t *t)
+{
+    uv_close((uv_handle_t *)t, last_closed);
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    struct rs_store *st = h->data;
+    if (--st->handles_open > 1)
+        return;
+    uv_timer_start(&st->leader_timer, free_later, 1, 0);
+}
+
 static void raft_closed(struct raft *r)
 {
     struct rs_store *st = container_of(r, struct rs_store, raft);
-    raft_uv_close(&st->io);
-    rs_transport_close(&st->transport);
     st->flush_check.data = st;
     st->stop_timer.data = st;
     st->leader_timer.data = st;
+    uv_timer_stop(&st->leader_timer);
     uv_close((uv_handle_t *)&st->flush_check, handle_closed);
     uv_close((uv_handle_t *)&st->stop_timer, handle_closed);
-    uv_close((uv_handle_t *)&st->leader_timer, handle_closed);
 }
 
 static void transfer_cb(struct raft_transfer *req)
