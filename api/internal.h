@@ -74,6 +74,9 @@ void api__serve_get(struct api__call *call, api__index_cb index_cb, api__render_
 /* Parses the request body as a JSON object with the depth limit. Returns the
  * object (transferred) or NULL with err set. */
 json_t *api__parse_body(struct api__call *call, struct api_err *err);
+/* The same for any JSON value nested at most max_depth deep (a list of
+ * specs, say). */
+json_t *api__parse_json(struct api__call *call, int max_depth, struct api_err *err);
 
 /* Reads ?index=N of a compare-and-set write into op's "cas". Returns 0
  * (present or not), or -1 after answering a bad value (op is then still the

@@ -25,26 +25,13 @@ struct planned {
 static json_t *parse_specs(struct api__call *call, int *is_list, struct api_err *err)
 {
     const struct common_buf *b = &call->req->body;
-    if (b->len == 0) {
-        api_err_set(err, API_BAD_REQUEST, NULL, "a JSON body is required");
-        return NULL;
-    }
     size_t lead = 0;
     while (lead < b->len && strchr(" \t\r\n", b->data[lead]))
         lead++;
     *is_list = lead < b->len && b->data[lead] == '[';
-    int max_depth = API_SPEC_MAX_DEPTH + *is_list;
-    if (api_json_depth(b->data, b->len) > max_depth) {
-        api_err_set(err, API_BAD_REQUEST, NULL, "JSON nested deeper than %d levels", max_depth);
+    json_t *root = api__parse_json(call, API_SPEC_MAX_DEPTH + *is_list, err);
+    if (!root)
         return NULL;
-    }
-    json_error_t jerr;
-    json_t *root = json_loadb(b->data, b->len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        api_err_set(err, API_BAD_REQUEST, NULL, "malformed JSON at line %d column %d: %s",
-                    jerr.line, jerr.column, jerr.text);
-        return NULL;
-    }
     if (json_is_object(root))
         return json_pack("[o]", root);
     if (!json_is_array(root)) {

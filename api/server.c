@@ -119,16 +119,15 @@ void api__reply_error(struct api__call *call, enum api_code code, const char *fi
     api__reply_err(call, &err);
 }
 
-json_t *api__parse_body(struct api__call *call, struct api_err *err)
+json_t *api__parse_json(struct api__call *call, int max_depth, struct api_err *err)
 {
     const struct common_buf *b = &call->req->body;
     if (b->len == 0) {
         api_err_set(err, API_BAD_REQUEST, NULL, "a JSON body is required");
         return NULL;
     }
-    if (api_json_depth(b->data, b->len) > API_SPEC_MAX_DEPTH) {
-        api_err_set(err, API_BAD_REQUEST, NULL, "JSON nested deeper than %d levels",
-                    API_SPEC_MAX_DEPTH);
+    if (api_json_depth(b->data, b->len) > max_depth) {
+        api_err_set(err, API_BAD_REQUEST, NULL, "JSON nested deeper than %d levels", max_depth);
         return NULL;
     }
     json_error_t jerr;
@@ -138,7 +137,13 @@ json_t *api__parse_body(struct api__call *call, struct api_err *err)
                     jerr.line, jerr.column, jerr.text);
         return NULL;
     }
-    if (!json_is_object(root)) {
+    return root;
+}
+
+json_t *api__parse_body(struct api__call *call, struct api_err *err)
+{
+    json_t *root = api__parse_json(call, API_SPEC_MAX_DEPTH, err);
+    if (root && !json_is_object(root)) {
         json_decref(root);
         api_err_set(err, API_BAD_REQUEST, NULL, "the body must be a JSON object");
         return NULL;

@@ -35,13 +35,6 @@ static const struct option opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* --since: a duration ago ("10m") as an RFC 3339 UTC time with nanoseconds,
  * or a time given as such (shoald checks it). Returns 0 or -EINVAL. */
 static int since_value(const char *arg, char *out, size_t size)
@@ -183,10 +176,10 @@ static int run(struct logs_run *r, const char *name)
         ans = NULL;
         if (!r->follow && !(more && got > 0))
             break;
-        uint64_t start = now_ms();
+        uint64_t start = common_now_ms();
         if (ctl_http_request(r->ctx, "POST", "/v1/logs", r->body, &ans, NULL) != 0)
             return ctl_error("%s", r->ctx->errmsg);
-        uint64_t took = now_ms() - start;
+        uint64_t took = common_now_ms() - start;
         if (r->follow && json_array_size(json_object_get(ans, "entries")) == 0 &&
             took < IDLE_POLL_MS) {
             /* Nothing to wait on there (no tasks, or every node failing). */
