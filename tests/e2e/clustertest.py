@@ -466,3 +466,11 @@ class WriteLoad:
     def acks_after(self, t):
         with self.lock:
             return sum(1 for _, at in self.acks if at > t)
+
+
+def cluster_tasks(c, service=None):
+    """GET /v1/tasks (of one service) from a running manager."""
+    path = "/v1/tasks" + (f"?service={service}" if service else "")
+    st, _, body = c.any_manager().api("GET", path, token=c.admin_token, timeout=5)
+    assert st == 200, body
+    return body

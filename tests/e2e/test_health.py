@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from clustertest import cluster_tasks as tasks
 from shoaltest import free_ports, wait_until
 
 CLUSTER = {"managers": 1, "workers": 1}
@@ -22,13 +23,6 @@ ON_WORKER = {"constraints": ["node.role==worker"]}
 def svc(name, command=SLEEP, **task):
     return {"name": name, "replicas": 1, "placement": ON_WORKER,
             "task": {"command": command, **task}}
-
-
-def tasks(c, service):
-    st, _, body = c.any_manager().api("GET", f"/v1/tasks?service={service}",
-                                      token=c.admin_token)
-    assert st == 200, body
-    return body
 
 
 def current(c, service):

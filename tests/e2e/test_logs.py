@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 
+from clustertest import cluster_tasks as tasks
 from shoaltest import SANITIZER_MARKS, SHOAL, wait_until
 
 CLUSTER = {"managers": 2, "workers": 1}
@@ -24,13 +25,6 @@ LOOP = ["/bin/sh", "-c",
 PREFIXED = re.compile(r"^(?P<service>[a-z0-9-]+)\.(?P<slot>\d+)\.(?P<task>t[0-9a-f]+)"
                       r"@(?P<node>\S+) \| (?P<line>.*)$")
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z"
-
-
-def tasks(c, service):
-    st, _, body = c.any_manager().api("GET", f"/v1/tasks?service={service}",
-                                      token=c.admin_token)
-    assert st == 200, body
-    return body
 
 
 def running(c, service, n):

@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 
+from clustertest import cluster_tasks as tasks
 from shoaltest import SANITIZER_MARKS, SHOAL, wait_until
 
 CLUSTER = {"managers": 1, "workers": 2}
@@ -36,13 +37,6 @@ def svc(name, replicas, command=SLEEP, update=None, rollback=None, **task):
     if rollback is not None:
         s["rollback"] = rollback
     return s
-
-
-def tasks(c, service):
-    st, _, body = c.any_manager().api("GET", f"/v1/tasks?service={service}",
-                                      token=c.admin_token)
-    assert st == 200, body
-    return body
 
 
 def service(c, name):

@@ -5,16 +5,10 @@ no lost task. Three managers, which also run the tasks."""
 
 import collections
 
+from clustertest import cluster_tasks as tasks
 from shoaltest import wait_until
 
 CLUSTER = {"managers": 3, "workers": 0}
-
-
-def tasks(c, service):
-    st, _, body = c.any_manager().api("GET", f"/v1/tasks?service={service}",
-                                      token=c.admin_token, timeout=5)
-    assert st == 200, body
-    return body
 
 
 def rollout(c, service):

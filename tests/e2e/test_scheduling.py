@@ -5,17 +5,10 @@ What nodes do with their tasks is test_supervision.py's."""
 
 import collections
 
+from clustertest import cluster_tasks as tasks
 from shoaltest import spec, wait_until
 
 CLUSTER = {"managers": 3, "workers": 0}
-
-
-def tasks(c, service=None):
-    m = c.any_manager()
-    path = "/v1/tasks" + (f"?service={service}" if service else "")
-    st, _, body = m.api("GET", path, token=c.admin_token)
-    assert st == 200, body
-    return body
 
 
 def live(c, service):

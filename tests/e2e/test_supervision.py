@@ -9,6 +9,7 @@ import os
 import signal
 import time
 
+from clustertest import cluster_tasks as tasks
 from shoaltest import wait_until
 
 CLUSTER = {"managers": 1, "workers": 2}
@@ -21,13 +22,6 @@ def svc(name, replicas, command=SLEEP, placement=None, **task):
     if placement:
         s["placement"] = placement
     return s
-
-
-def tasks(c, service):
-    st, _, body = c.any_manager().api("GET", f"/v1/tasks?service={service}",
-                                      token=c.admin_token)
-    assert st == 200, body
-    return body
 
 
 def wanted(c, service):
