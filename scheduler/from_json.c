@@ -201,12 +201,49 @@ static int spread_from_json(struct sch_json_input *out, const json_t *obj, size_
     return get_str(out, json_array_get(prefs, 0), "spread", "services", i, spread);
 }
 
+/* The number of entries of the port lists at path in list's objects,
+ * to size the port array. */
+static size_t count_ports(const json_t *list, const char *path)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const json_t *p = dig(json_array_get(list, i), path);
+        n += json_is_array(p) ? json_array_size(p) : 0;
+    }
+    return n;
+}
+
+/* Reads the port list at path ({published, protocol} objects) into ports. */
+static int ports_from_json(struct sch_json_input *out, const json_t *obj, const char *path,
+                           const char *where, size_t i, struct sch_port *ports, size_t *n)
+{
+    const json_t *list = dig(obj, path);
+    if (list && !json_is_array(list) && !json_is_null(list))
+        return bad(out, "%s[%zu].%s: not a list", where, i, path);
+    if (json_array_size(list) > SCH_MAX_PORTS)
+        return bad(out, "%s[%zu].%s: more than %d", where, i, path, SCH_MAX_PORTS);
+    for (size_t k = 0; k < json_array_size(list); k++) {
+        const json_t *p = json_array_get(list, k);
+        const json_t *num = json_object_get(p, "published");
+        const char *proto = json_string_value(json_object_get(p, "protocol"));
+        if (!json_is_integer(num) || json_integer_value(num) < 1 || json_integer_value(num) > 65535)
+            return bad(out, "%s[%zu].%s[%zu].published: not a port number", where, i, path, k);
+        if (proto && strcmp(proto, "tcp") != 0 && strcmp(proto, "udp") != 0)
+            return bad(out, "%s[%zu].%s[%zu].protocol: unknown value \"%s\"", where, i, path, k,
+                       proto);
+        ports[(*n)++] = (struct sch_port){
+            .published = (uint32_t)json_integer_value(num),
+            .protocol = proto && strcmp(proto, "udp") == 0 ? SCH_PROTO_UDP : SCH_PROTO_TCP};
+    }
+    return 0;
+}
+
 static int service_from_json(struct sch_json_input *out, const json_t *obj, size_t i,
-                             struct sch_service *s, const char **cons)
+                             struct sch_service *s, const char **cons, struct sch_port *ports)
 {
     int mode = SCH_MODE_REPLICATED, strategy = SCH_STRATEGY_SPREAD;
     json_int_t replicas = 1, version = 0, memory = 0, max_per_node = 0;
-    *s = (struct sch_service){.constraints = cons};
+    *s = (struct sch_service){.constraints = cons, .ports = ports};
     if (!json_is_object(obj))
         return bad(out, "services[%zu]: not an object", i);
     int rv = get_str(out, obj, "name", "services", i, &s->name);
@@ -231,6 +268,8 @@ static int service_from_json(struct sch_json_input *out, const json_t *obj, size
         rv = constraints_from_json(out, obj, i, cons, &s->n_constraints);
     if (rv == 0)
         rv = spread_from_json(out, obj, i, &s->spread);
+    if (rv == 0)
+        rv = ports_from_json(out, obj, "task.ports", "services", i, ports, &s->n_ports);
     if (rv == 0 && !s->name)
         rv = bad(out, "services[%zu]: no name", i);
     s->mode = (enum sch_mode)mode;
@@ -251,12 +290,14 @@ static int services_from_json(struct sch_json_input *out, const json_t *services
     }
     out->services_ = xcalloc(n, sizeof(*out->services_));
     out->constraints_ = xcalloc(n_cons, sizeof(*out->constraints_));
+    struct sch_port *ports = out->ports_;
     for (size_t i = 0, at = 0; i < n; i++) {
         int rv = service_from_json(out, json_array_get(services, i), i, &out->services_[i],
-                                   out->constraints_ + at);
+                                   out->constraints_ + at, ports);
         if (rv < 0)
             return rv;
         at += out->services_[i].n_constraints;
+        ports += out->services_[i].n_ports;
     }
     out->in.services = out->services_;
     out->in.n_services = n;
@@ -264,12 +305,12 @@ static int services_from_json(struct sch_json_input *out, const json_t *services
 }
 
 static int task_from_json(struct sch_json_input *out, const json_t *obj, size_t i,
-                          struct sch_task *t)
+                          struct sch_task *t, struct sch_port *ports)
 {
     const char *state = NULL;
     int desired = SCH_DESIRED_RUNNING;
     json_int_t slot = 0, version = 0;
-    *t = (struct sch_task){.state = SCH_TASK_NEW};
+    *t = (struct sch_task){.state = SCH_TASK_NEW, .ports = ports};
     if (!json_is_object(obj))
         return bad(out, "tasks[%zu]: not an object", i);
     int rv = get_str(out, obj, "id", "tasks", i, &t->id);
@@ -285,6 +326,8 @@ static int task_from_json(struct sch_json_input *out, const json_t *obj, size_t 
         rv = get_enum(out, obj, "desired_state", "tasks", i, LIST("running", "shutdown"), &desired);
     if (rv == 0)
         rv = get_str(out, obj, "state", "tasks", i, &state);
+    if (rv == 0)
+        rv = ports_from_json(out, obj, "spec.ports", "tasks", i, ports, &t->n_ports);
     if (rv == 0 && state && sch_task_state_parse(state, &t->state) < 0)
         rv = bad(out, "tasks[%zu].state: unknown task state \"%s\"", i, state);
     if (rv == 0 && (!t->id || !t->service))
@@ -299,10 +342,12 @@ static int tasks_from_json(struct sch_json_input *out, const json_t *tasks)
 {
     size_t n = json_array_size(tasks);
     out->tasks_ = xcalloc(n, sizeof(*out->tasks_));
+    struct sch_port *ports = out->ports_ + out->n_service_ports_;
     for (size_t i = 0; i < n; i++) {
-        int rv = task_from_json(out, json_array_get(tasks, i), i, &out->tasks_[i]);
+        int rv = task_from_json(out, json_array_get(tasks, i), i, &out->tasks_[i], ports);
         if (rv < 0)
             return rv;
+        ports += out->tasks_[i].n_ports;
     }
     out->in.tasks = out->tasks_;
     out->in.n_tasks = n;
@@ -318,8 +363,12 @@ int sch_input_from_json(const json_t *services, const json_t *nodes, const json_
         rv = check_list(out, nodes, "nodes");
     if (rv == 0)
         rv = check_list(out, tasks, "tasks");
-    if (rv == 0)
+    if (rv == 0) {
+        out->n_service_ports_ = count_ports(services, "task.ports");
+        out->ports_ = xcalloc(out->n_service_ports_ + count_ports(tasks, "spec.ports") + 1,
+                              sizeof(*out->ports_));
         rv = services_from_json(out, services);
+    }
     if (rv == 0)
         rv = nodes_from_json(out, nodes);
     if (rv == 0)
@@ -340,5 +389,6 @@ void sch_json_input_free(struct sch_json_input *in)
     free(in->services_);
     free(in->constraints_);
     free(in->tasks_);
+    free(in->ports_);
     *in = (struct sch_json_input){0};
 }

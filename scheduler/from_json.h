@@ -17,18 +17,22 @@ struct sch_json_input {
     struct sch_service *services_;
     const char **constraints_;
     struct sch_task *tasks_;
+    struct sch_port *ports_; /* the services' ports, then the tasks' */
+    size_t n_service_ports_;
 };
 
 /* Converts JSON arrays (each borrowed, may be NULL for none) into out:
  * - services: service bodies as the API answers them: name, mode, replicas,
  *   version, task.resources.reservations.{cpu, memory},
  *   placement.{constraints, max_replicas_per_node, strategy, preferences}
- *   (the first {"spread": "node.labels.KEY"} preference is used);
+ *   (the first {"spread": "node.labels.KEY"} preference is used),
+ *   task.ports[].{published, protocol};
  * - nodes: id, name, role, status, availability, labels, resources.{cpu,
  *   memory} (absent resources are 0: such a node takes only tasks that
  *   reserve nothing);
  * - tasks: id, service, slot, node, version, desired_state
- *   ("running"|"shutdown"), state (sch_task_state_name's words).
+ *   ("running"|"shutdown"), state (sch_task_state_name's words),
+ *   spec.ports[].{published, protocol} (the ports of the spec it runs).
  * Absent fields take the defaults of docs/service-spec.md (absent task
  * state: "new"; absent desired_state: "running").
  * out: filled on success; its strings are borrowed from the JSON (valid while

@@ -150,7 +150,10 @@ static int service_check(struct sch__ctx *ctx, const struct sch_service *s, size
         return bad(ctx, "service \"%s\": more than %d constraints", s->name, SCH_MAX_CONSTRAINTS);
     if (s->n_constraints && !s->constraints)
         return bad(ctx, "service \"%s\": no constraint list", s->name);
-    return 0;
+    char what[160];
+    snprintf(what, sizeof(what), "service \"%.140s\"", s->name);
+    return sch__ports_check(s->ports, s->n_ports, what, ctx->plan->errmsg,
+                            sizeof(ctx->plan->errmsg));
 }
 
 static int cmp_svc(const void *a, const void *b)
@@ -226,7 +229,10 @@ static int task_check(struct sch__ctx *ctx, const struct sch_task *t, size_t i)
         return bad(ctx, "task \"%s\": no service", t->id);
     if ((unsigned)t->desired > SCH_DESIRED_SHUTDOWN || (unsigned)t->state > SCH_TASK_ORPHANED)
         return bad(ctx, "task \"%s\": desired or observed state out of range", t->id);
-    return 0;
+    char what[160];
+    snprintf(what, sizeof(what), "task \"%.140s\"", t->id);
+    return sch__ports_check(t->ports, t->n_ports, what, ctx->plan->errmsg,
+                            sizeof(ctx->plan->errmsg));
 }
 
 /* Resolves every task to its service and node, takes the reservations of
@@ -249,6 +255,8 @@ static int tasks_resolve(struct sch__ctx *ctx, const struct map *nodes, const st
             n->free_cpu -= ctx->svcs[svc_of[i]].cpu;
             n->free_mem -= ctx->svcs[svc_of[i]].in->memory;
         }
+        if (node_of[i] != SCH__NONE && t->state <= SCH_TASK_RUNNING)
+            sch__ports_add(&ctx->ports, node_of[i], t->ports, t->n_ports);
         if (t->desired == SCH_DESIRED_RUNNING)
             count[svc_of[i] == SCH__NONE ? ctx->n_svcs : svc_of[i]]++;
     }
@@ -334,6 +342,7 @@ void sch__ctx_free(struct sch__ctx *ctx)
     free(ctx->scratch);
     free(ctx->ranks.of_node);
     free(ctx->ranks.value);
+    sch__ports_free(&ctx->ports);
     *ctx = (struct sch__ctx){0};
 }
 

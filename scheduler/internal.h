@@ -98,6 +98,13 @@ struct sch__ranks {
     size_t n;
 };
 
+/* A set of (node, port, protocol) held by live tasks and by the plan's
+ * creates: open addressing over keys with their top bit set (0 = free). */
+struct sch__ports {
+    uint64_t *keys; /* owned, cap entries */
+    size_t cap, n;
+};
+
 struct sch__ctx {
     const struct sch_input *in;
     struct sch_plan *plan;
@@ -118,6 +125,7 @@ struct sch__ctx {
     size_t cap_needs;
     uint32_t *scratch;       /* owned: n_nodes entries for placement */
     struct sch__ranks ranks; /* the spread preference's values, for the last key */
+    struct sch__ports ports; /* the ports in use on each node */
 };
 
 /* input.c: validates and indexes the input into ctx (tasks resolved, node
@@ -125,6 +133,18 @@ struct sch__ctx {
  * ctx->plan->errmsg set. sch__ctx_free frees what ctx owns. */
 int sch__ctx_init(struct sch__ctx *ctx, const struct sch_input *in, struct sch_plan *plan);
 void sch__ctx_free(struct sch__ctx *ctx);
+
+/* ports.c: marks the ports of a task (or service) as used on node i. */
+void sch__ports_add(struct sch__ports *set, uint32_t i, const struct sch_port *ports, size_t n);
+/* The first of service s's ports in use on node i, or NULL when all are free. */
+const struct sch_port *sch__port_conflict(const struct sch__ctx *ctx, uint32_t s, uint32_t i);
+/* "8080/tcp" */
+const char *sch__proto_name(enum sch_proto p);
+void sch__ports_free(struct sch__ports *set);
+/* Checks a port list from the input. Returns 0, or -EINVAL with errmsg set
+ * ("what": "service \"web\"", ...). */
+int sch__ports_check(const struct sch_port *ports, size_t n, const char *what, char *errmsg,
+                     size_t size);
 
 /* constraint.c */
 int sch__cons_parse(const char *text, struct sch__cons *out);

@@ -220,7 +220,8 @@ static bool room(const struct placer *p, uint32_t i)
 {
     const struct sch__node *n = &p->ctx->nodes[i];
     uint32_t max = p->svc->in->max_replicas_per_node;
-    return (max == 0 || sch__count(n, p->s) < max) && sch__fits(n, p->svc);
+    return (max == 0 || sch__count(n, p->s) < max) && sch__fits(n, p->svc) &&
+           (p->svc->in->n_ports == 0 || !sch__port_conflict(p->ctx, p->s, i));
 }
 
 /* Sifts h[i] down in a heap that keeps the largest entry on top. */
@@ -376,19 +377,42 @@ static const char *no_candidate_reason(struct sch__ctx *ctx, uint32_t s)
     return sch__reason(ctx->plan, "no node satisfies all of the constraints %s", list);
 }
 
+/* Why the candidates that are not at max_replicas_per_node all hold one of
+ * service s's ports: names the port when they all hold the same one. */
+static const char *port_reason(struct sch__ctx *ctx, const struct sch_port *port, bool same)
+{
+    if (same)
+        return sch__reason(ctx->plan, "port %u/%s is in use on every eligible node",
+                           port->published, sch__proto_name(port->protocol));
+    return sch__reason(ctx->plan,
+                       "published ports are in use on every eligible node (%u/%s and others)",
+                       port->published, sch__proto_name(port->protocol));
+}
+
 /* Why the candidates cannot take one more task of service s. */
 static const char *full_reason(struct sch__ctx *ctx, uint32_t s, size_t n_cand)
 {
     const struct sch__svc *svc = &ctx->svcs[s];
     uint32_t max = svc->in->max_replicas_per_node;
     int64_t best_mem = INT64_MIN, best_cpu = INT64_MIN;
+    const struct sch_port *port = NULL;
+    bool same_port = true;
     for (size_t c = 0; c < n_cand; c++) {
-        const struct sch__node *n = &ctx->nodes[ctx->scratch[c]];
+        uint32_t i = ctx->scratch[c];
+        const struct sch__node *n = &ctx->nodes[i];
         if (max && sch__count(n, s) >= max)
             continue;
+        const struct sch_port *taken = svc->in->n_ports ? sch__port_conflict(ctx, s, i) : NULL;
+        if (taken) {
+            same_port &= !port || port == taken;
+            port = port && port < taken ? port : taken;
+            continue;
+        }
         best_mem = n->free_mem > best_mem ? n->free_mem : best_mem;
         best_cpu = n->free_cpu > best_cpu ? n->free_cpu : best_cpu;
     }
+    if (best_mem == INT64_MIN && port)
+        return port_reason(ctx, port, same_port);
     if (best_mem == INT64_MIN)
         return sch__reason(ctx->plan, "max_replicas_per_node %u reached on every eligible node",
                            max);
@@ -464,6 +488,7 @@ void sch__place_global(struct sch__ctx *ctx, uint32_t s)
     const struct sch__task *t = ctx->tasks + svc->t_begin;
     size_t n = svc->t_end - svc->t_begin, j = 0;
     const char *bad_reason = NULL;
+    const struct sch_port *taken;
     for (uint32_t i = 0; i < ctx->n_nodes; i++) {
         const char *replaces = j < n && t[j].node == i ? t[j].in->id : NULL;
         bool kept = false;
@@ -479,6 +504,12 @@ void sch__place_global(struct sch__ctx *ctx, uint32_t s)
             sch__add_unplaced(ctx->plan, &u);
         } else if (!sch__fits(node, svc)) {
             u.reason = node_full_reason(ctx, svc, node);
+            sch__add_unplaced(ctx->plan, &u);
+        } else if ((taken = svc->in->n_ports ? sch__port_conflict(ctx, s, i) : NULL)) {
+            u.reason =
+                sch__reason(ctx->plan, "port %u/%s is in use on node %s", taken->published,
+                            sch__proto_name(taken->protocol),
+                            node->in->name && *node->in->name ? node->in->name : node->in->id);
             sch__add_unplaced(ctx->plan, &u);
         } else {
             sch__take(ctx, s, node);

@@ -90,6 +90,7 @@ void sch__take(struct sch__ctx *ctx, uint32_t s, struct sch__node *n)
     n->total++;
     n->free_cpu -= svc->cpu;
     n->free_mem -= svc->in->memory;
+    sch__ports_add(&ctx->ports, (uint32_t)(n - ctx->nodes), svc->in->ports, svc->in->n_ports);
 }
 
 void sch__count_service(struct sch__ctx *ctx, uint32_t s)

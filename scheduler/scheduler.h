@@ -36,6 +36,10 @@
  *   strategy picks the node inside the group: spread = fewest tasks of this
  *   service, then fewest tasks in all, then lowest node id; binpack = least
  *   free memory, then least free cpu, then lowest node id.
+ * - Published ports: a node where a live task (any service, any desired
+ *   state, or a task this plan creates) publishes a port number and protocol
+ *   that a service publishes too cannot take a task of that service; such a
+ *   service gets at most one task per node.
  * - Rolling updates are not the planner's: a task at an older version keeps
  *   its slot; new tasks are created at the service's version.
  * Cost: about O(T + R log N + S * N) for T tasks, R replicas placed, N nodes
@@ -53,6 +57,7 @@
 #define SCH_MAX_CONSTRAINTS 32         /* per service */
 #define SCH_MAX_ITEMS       (1u << 24) /* nodes, services, tasks, labels per node */
 #define SCH_MAX_CPU         1000000    /* CPUs, in a capacity or a reservation */
+#define SCH_MAX_PORTS       1024       /* published ports per service or task */
 
 enum sch_role { SCH_ROLE_WORKER, SCH_ROLE_MANAGER };
 enum sch_node_status { SCH_NODE_READY, SCH_NODE_DOWN };
@@ -60,6 +65,14 @@ enum sch_availability { SCH_AVAIL_ACTIVE, SCH_AVAIL_PAUSE, SCH_AVAIL_DRAIN };
 enum sch_mode { SCH_MODE_REPLICATED, SCH_MODE_GLOBAL };
 enum sch_strategy { SCH_STRATEGY_SPREAD, SCH_STRATEGY_BINPACK };
 enum sch_desired { SCH_DESIRED_RUNNING, SCH_DESIRED_SHUTDOWN };
+enum sch_proto { SCH_PROTO_TCP, SCH_PROTO_UDP };
+
+/* A port a task publishes on its node (whatever its network mode: a host
+ * task binds it, a bridge task gets a DNAT on the node's addresses). */
+struct sch_port {
+    uint32_t published; /* 1..65535 */
+    enum sch_proto protocol;
+};
 
 /* A task's observed state, in lifecycle order: NEW..RUNNING are "live" (the
  * task holds its slot and its node's resources), the rest have ended. */
@@ -129,6 +142,11 @@ struct sch_service {
     /* borrowed: the label key to balance over ("zone" or "node.labels.zone"),
      * NULL or "" for none. */
     const char *spread;
+    /* borrowed: the ports its new tasks publish (n_ports entries, at most
+     * SCH_MAX_PORTS). A node where a live task publishes one of them (same
+     * number and protocol) cannot take a task of this service. */
+    const struct sch_port *ports;
+    size_t n_ports;
 };
 
 struct sch_task {
@@ -142,6 +160,11 @@ struct sch_task {
     uint64_t version;    /* the service version the task runs */
     enum sch_desired desired;
     enum sch_task_state state; /* observed */
+    /* borrowed: the ports the task publishes (those of the spec it runs,
+     * which may be older than its service's): held on its node while it is
+     * live, whatever its desired state or service (deleted ones too). */
+    const struct sch_port *ports;
+    size_t n_ports;
 };
 
 struct sch_input {
@@ -211,6 +234,7 @@ struct sch_plan {
  * entries, a NULL or empty node id or service name, a NULL task id or
  * service, duplicate node ids or service names, an enum out of range, a
  * negative, non-finite or too large (SCH_MAX_CPU) capacity or reservation,
+ * a port out of 1..65535 or of unknown protocol, more than SCH_MAX_PORTS,
  * replicas above SCH_MAX_REPLICAS, more than SCH_MAX_CONSTRAINTS constraints
  * or SCH_MAX_ITEMS of anything, a label without key or value), with
  * plan->errmsg saying which ("node \"n2\": duplicate id"). */

@@ -100,7 +100,9 @@ static void test_from_json(void **state)
     (void)state;
     json_auto_t *services =
         parse("[{'name': 'web', 'mode': 'replicated', 'replicas': 3, 'version': 4,"
-              "  'task': {'command': ['/bin/true'], 'resources': {"
+              "  'task': {'command': ['/bin/true'], 'ports': [{'published': 8080, 'target': 80,"
+              "    'protocol': 'tcp'}, {'published': 53, 'target': 53, 'protocol': 'udp'}],"
+              "    'resources': {"
               "    'reservations': {'cpu': 0.5, 'memory': 67108864},"
               "    'limits': {'cpu': 0, 'memory': 0, 'pids': 0}}},"
               "  'placement': {'constraints': ['node.labels.zone==a'], 'max_replicas_per_node': 2,"
@@ -117,7 +119,8 @@ static void test_from_json(void **state)
         "  'availability': 'drain', 'status': 'down', 'labels': {}, 'resources': {}}]");
     json_auto_t *tasks =
         parse("[{'id': 't1', 'service': 'web', 'slot': 1, 'node': '5d74bec8e2c19675', 'version': 4,"
-              "  'state': 'running', 'desired_state': 'running'},"
+              "  'state': 'running', 'desired_state': 'running',"
+              "  'spec': {'ports': [{'published': 9090, 'target': 80}]}},"
               " {'id': 't2', 'service': 'agent', 'node': '00000000000000b2', 'state': 'failed',"
               "  'desired_state': 'shutdown'}]");
     struct sch_json_input in;
@@ -130,7 +133,11 @@ static void test_from_json(void **state)
     assert_true(web->n_constraints == 1 && web->strategy == SCH_STRATEGY_BINPACK);
     assert_string_equal(web->constraints[0], "node.labels.zone==a");
     assert_string_equal(web->spread, "node.labels.rack");
+    assert_int_equal(web->n_ports, 2);
+    assert_true(web->ports[0].published == 8080 && web->ports[0].protocol == SCH_PROTO_TCP);
+    assert_true(web->ports[1].published == 53 && web->ports[1].protocol == SCH_PROTO_UDP);
     assert_int_equal(in.in.services[1].mode, SCH_MODE_GLOBAL);
+    assert_int_equal(in.in.services[1].n_ports, 0);
     assert_int_equal(in.in.n_nodes, 2);
     const struct sch_node *n1 = &in.in.nodes[0], *n2 = &in.in.nodes[1];
     assert_true(n1->role == SCH_ROLE_MANAGER && n1->n_labels == 2 && n1->cpu == 2.0);
@@ -141,6 +148,10 @@ static void test_from_json(void **state)
     assert_true(n2->n_labels == 0 && n2->memory == 0);
     assert_int_equal(in.in.n_tasks, 2);
     assert_true(in.in.tasks[0].slot == 1 && in.in.tasks[0].state == SCH_TASK_RUNNING);
+    assert_int_equal(in.in.tasks[0].n_ports, 1);
+    assert_true(in.in.tasks[0].ports[0].published == 9090 &&
+                in.in.tasks[0].ports[0].protocol == SCH_PROTO_TCP);
+    assert_int_equal(in.in.tasks[1].n_ports, 0);
     assert_true(in.in.tasks[1].desired == SCH_DESIRED_SHUTDOWN &&
                 in.in.tasks[1].state == SCH_TASK_FAILED);
 
@@ -177,6 +188,14 @@ static void test_from_json_errors(void **state)
          "tasks[0].state: unknown task state \"runing\""},
         {NULL, NULL, "[{'id': 't'}]", "tasks[0]: no id or no service"},
         {NULL, NULL, "[3]", "tasks[0]: not an object"},
+        {"[{'name': 'a', 'task': {'ports': [{'published': 0}]}}]", NULL, NULL,
+         "services[0].task.ports[0].published: not a port number"},
+        {"[{'name': 'a', 'task': {'ports': {}}}]", NULL, NULL,
+         "services[0].task.ports: not a list"},
+        {NULL, NULL,
+         "[{'id': 't', 'service': 's', 'spec': {'ports': [{'published': 1, "
+         "'protocol': 'sctp'}]}}]",
+         "tasks[0].spec.ports[0].protocol: unknown value \"sctp\""},
     };
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
         json_auto_t *s = parse(cases[i].services);

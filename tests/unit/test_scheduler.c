@@ -154,7 +154,14 @@ static void apply(struct world *w, const struct sch_plan *p)
     }
     for (size_t i = 0; i < p->n_creates; i++) {
         const struct sch_create *c = &p->creates[i];
-        add_task(w, c->service, c->slot, c->node, SCH_TASK_RUNNING)->version = c->version;
+        struct sch_task *t = add_task(w, c->service, c->slot, c->node, SCH_TASK_RUNNING);
+        t->version = c->version;
+        for (size_t k = 0; k < w->n_services; k++) {
+            if (strcmp(w->services[k].name, c->service) == 0) {
+                t->ports = w->services[k].ports;
+                t->n_ports = w->services[k].n_ports;
+            }
+        }
     }
 }
 
@@ -897,13 +904,86 @@ static void test_busy_world_converges(void **state)
     }
 }
 
+static const struct sch_port http_port[] = {{8080, SCH_PROTO_TCP}};
+
+/* A port published by a live task on a node, whatever its service or
+ * desired state, keeps other tasks publishing it off that node; the plan's
+ * own creates count too (one task per node). */
+static void test_published_ports(void **state)
+{
+    (void)state;
+    static const struct sch_port udp_port[] = {{8080, SCH_PROTO_UDP}};
+    _cleanup_free_ struct world *w = three_nodes();
+    struct sch_task *other = add_task(w, "old", 1, "n1", SCH_TASK_RUNNING);
+    other->desired = SCH_DESIRED_SHUTDOWN; /* stopping, service deleted: still holds it */
+    other->ports = http_port;
+    other->n_ports = 1;
+    struct sch_task *dns = add_task(w, "dns", 1, "n2", SCH_TASK_RUNNING);
+    dns->ports = udp_port; /* another protocol: no conflict */
+    dns->n_ports = 1;
+    add_service(w, "dns", 1)->ports = udp_port;
+    service(w, "dns")->n_ports = 1;
+    struct sch_service *web = add_service(w, "web", 3);
+    web->ports = http_port;
+    web->n_ports = 1;
+    expect_step(w, "create web.1 on n3\ncreate web.2 on n2\n" /* n2 runs dns */
+                   "unplaced web.3: port 8080/tcp is in use on every eligible node\n");
+    /* The old task ends: its port is free again. */
+    other->state = SCH_TASK_SHUTDOWN;
+    expect_step(w, "create web.3 on n1\n");
+    expect_counts(w, "web", "n1=1 n2=1 n3=1");
+    web->replicas = 4;
+    expect_plan(w, "unplaced web.4: port 8080/tcp is in use on every eligible node\n");
+    add_node(w, "n4");
+    expect_step(w, "create web.4 on n4\n");
+    expect_plan(w, "");
+}
+
+/* Global services: per node, with the node named; two services in one plan
+ * compete for a port in the plan's order (global ones first). */
+static void test_published_ports_global(void **state)
+{
+    (void)state;
+    _cleanup_free_ struct world *w = three_nodes();
+    struct sch_task *t = add_task(w, "web", 1, "n2", SCH_TASK_STARTING);
+    t->ports = http_port;
+    t->n_ports = 1;
+    struct sch_service *web = add_service(w, "web", 2);
+    web->ports = http_port;
+    web->n_ports = 1;
+    struct sch_service *g = add_service(w, "agent", 0);
+    g->mode = SCH_MODE_GLOBAL;
+    g->ports = http_port;
+    g->n_ports = 1;
+    expect_step(w, "create agent on n1\ncreate agent on n3\n"
+                   "unplaced agent on n2: port 8080/tcp is in use on node n2\n"
+                   "unplaced web.2: port 8080/tcp is in use on every eligible node\n");
+    /* Determinism: the same plan with the input in another order. */
+    struct world *r = world_new();
+    *r = *w;
+    for (size_t i = 0; i < r->n_nodes; i++)
+        r->nodes[i].labels = r->labels[i];
+    for (size_t i = 0; i < r->n_tasks; i++)
+        r->tasks[i].id = r->task_ids[i];
+    struct sch_task tmp = r->tasks[0];
+    r->tasks[0] = r->tasks[r->n_tasks - 1];
+    r->tasks[r->n_tasks - 1] = tmp;
+    struct sch_service stmp = r->services[0];
+    r->services[0] = r->services[1];
+    r->services[1] = stmp;
+    expect_plan(r, "unplaced agent on n2: port 8080/tcp is in use on node n2\n"
+                   "unplaced web.2: port 8080/tcp is in use on every eligible node\n");
+    free(r);
+}
+
 static void test_invalid_input(void **state)
 {
     (void)state;
     static const char *const what[] = {
-        "dup node", "dup service", "empty node id", "no task id",  "replicas",
-        "memory",   "cpu nan",     "role",          "constraints", "labels",
+        "dup node", "dup service", "empty node id", "no task id", "replicas", "memory",
+        "cpu nan",  "role",        "constraints",   "labels",     "port 0",   "protocol",
     };
+    static const struct sch_port bad_ports[] = {{0, SCH_PROTO_TCP}, {80, (enum sch_proto)3}};
     for (size_t c = 0; c < ARRAY_SIZE(what); c++) {
         _cleanup_free_ struct world *w = web6();
         const char *k = what[c];
@@ -929,6 +1009,10 @@ static void test_invalid_input(void **state)
             node(w, "n1")->n_labels = 1;
         if (!strcmp(k, "labels"))
             node(w, "n1")->labels = NULL;
+        if (!strncmp(k, "port", 4) || !strcmp(k, "protocol")) {
+            w->tasks[0].ports = &bad_ports[k[0] == 'p' && k[1] == 'o' ? 0 : 1];
+            w->tasks[0].n_ports = 1;
+        }
         struct sch_plan p;
         struct sch_input in = {w->nodes,      w->n_nodes, w->services,
                                w->n_services, w->tasks,   w->n_tasks};
@@ -976,6 +1060,8 @@ int main(void)
         cmocka_unit_test(test_duplicate_ids_still_deterministic),
         cmocka_unit_test(test_busy_world_converges),
         cmocka_unit_test(test_random_worlds),
+        cmocka_unit_test(test_published_ports),
+        cmocka_unit_test(test_published_ports_global),
         cmocka_unit_test(test_invalid_input),
     };
     return cmocka_run_group_tests_name("scheduler", tests, NULL, NULL);
