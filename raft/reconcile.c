@@ -278,6 +278,11 @@ void rs_reconciler_tick(struct rs_reconciler *r, uint64_t now_ms)
     } else if (sch_plan_compute(&in.in, &plan) != 0) {
         LOGW("reconcile: %s", plan.errmsg);
     } else {
+        size_t fell_back = rs_rollout_fallback(&rollout, &plan, services, nodes, tasks);
+        if (fell_back)
+            LOGI("reconcile: %zu start-first replacement(s) blocked by their old task: "
+                 "stopping the old one first",
+                 fell_back);
         json_t *op = plan_op(&plan, st, now_wall, &wake_wall);
         if (rollout.wake_wall && (!wake_wall || rollout.wake_wall < wake_wall))
             wake_wall = rollout.wake_wall;

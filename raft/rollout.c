@@ -8,6 +8,7 @@
 #include "common/units.h"
 #include "common/util.h"
 #include "raft/state.h"
+#include "scheduler/from_json.h"
 #include "scheduler/scheduler.h"
 
 /* A rollout's settings (the service's `update`, or `rollback` when rolling
@@ -194,10 +195,19 @@ static void fail(const struct rs_service *svc, const struct cfg *cfg, const stru
     json_array_append_new(out->ops, op);
 }
 
+static void hide_started_first(struct rs_rollout_round *out, const char *service, const char *place,
+                               const char *id)
+{
+    json_t *places = json_object_get(out->started_first, service);
+    if (!places)
+        json_object_set_new(out->started_first, service, places = json_object());
+    json_object_set_new(places, place, json_string(id));
+}
+
 /* Picks the next old tasks to replace, lowest slot first, and acts on the
  * old tasks whose place already has a new task. */
-static void batch(const struct cfg *cfg, struct view *v, json_t *tasks,
-                  struct rs_rollout_round *out, bool may_start)
+static void batch(const struct rs_service *svc, const struct cfg *cfg, struct view *v,
+                  json_t *tasks, struct rs_rollout_round *out, bool may_start)
 {
     size_t n = json_array_size(v->old_live);
     const json_t **old = xcalloc(n + 1, sizeof(*old));
@@ -205,11 +215,14 @@ static void batch(const struct cfg *cfg, struct view *v, json_t *tasks,
         old[i] = json_array_get(v->old_live, i);
     qsort(old, n, sizeof(*old), by_place);
     /* Out of service: start-first, the new tasks not yet done (their old
-     * ones still serve); stop-first, every place served neither by an old
-     * task nor by a new one that is done (or failed for good), which counts
-     * the old ones stopping and the new ones not created yet. */
+     * ones still serve) and the places with neither an old task nor a new
+     * one (a place that fell back to stop-first: see rs_rollout_fallback);
+     * stop-first, every place served neither by an old task nor by a new one
+     * that is done (or failed for good), which counts the old ones stopping
+     * and the new ones not created yet. */
     size_t serving = n + v->done + v->failed;
-    size_t out_of_service = cfg->start_first     ? v->busy
+    size_t empty = v->total > serving + v->busy ? v->total - serving - v->busy : 0;
+    size_t out_of_service = cfg->start_first     ? v->busy + empty
                             : v->total > serving ? v->total - serving
                                                  : 0;
     size_t budget = cfg->parallelism == 0 ? n
@@ -227,9 +240,10 @@ static void batch(const struct cfg *cfg, struct view *v, json_t *tasks,
             mark(tasks, id, "shutdown"); /* start-first: replaced, not yet stopped */
         } else if (may_start && budget > 0) {
             budget--;
-            if (cfg->start_first)
+            if (cfg->start_first) {
                 mark(tasks, id, "shutdown");
-            else
+                hide_started_first(out, svc->name, place, id);
+            } else
                 add_stop(out, id);
         }
     }
@@ -289,7 +303,7 @@ static void service_round(const struct rs_state *st, const struct rs_service *sv
             cfg.delay_ms > 0 && v.busy == 0 && v.done > 0 && now - progress < cfg.delay_ms;
         if (waiting && (!out->wake_wall || progress + cfg.delay_ms < out->wake_wall))
             out->wake_wall = progress + cfg.delay_ms;
-        batch(&cfg, &v, tasks, out, !waiting);
+        batch(svc, &cfg, &v, tasks, out, !waiting);
         json_int_t updated = json_integer_value(json_object_get(r, "updated"));
         if ((json_int_t)v.done != updated ||
             (json_int_t)v.failed != json_integer_value(json_object_get(r, "failures")) ||
@@ -318,6 +332,7 @@ void rs_rollout_round(const struct rs_state *st, int64_t now_wall, json_t *tasks
 {
     out->stops = json_array();
     out->ops = json_array();
+    out->started_first = json_object();
     out->wake_wall = 0;
     for (size_t i = 0; i < st->n_services; i++)
         if (st->services[i]->rollout)
@@ -328,5 +343,74 @@ void rs_rollout_round_free(struct rs_rollout_round *out)
 {
     json_decref(out->stops);
     json_decref(out->ops);
-    out->stops = out->ops = NULL;
+    json_decref(out->started_first);
+    out->stops = out->ops = out->started_first = NULL;
+}
+
+/* The old task hidden at the place an unplaced entry stands for, or NULL. */
+static const char *hidden_at(const struct rs_rollout_round *out, const struct sch_unplaced *u)
+{
+    char place[96];
+    if (u->slot > 0)
+        snprintf(place, sizeof(place), "s%u", u->slot);
+    else
+        snprintf(place, sizeof(place), "n%s", u->node ? u->node : "");
+    return json_string_value(
+        json_object_get(json_object_get(out->started_first, u->service), place));
+}
+
+/* A copy of tasks where the tasks named in ended (id -> true) have ended. */
+static json_t *with_ended(const json_t *tasks, const json_t *ended)
+{
+    json_t *copy = json_array(), *t;
+    size_t i;
+    json_array_foreach(tasks, i, t)
+    {
+        if (json_object_get(ended, json_string_value(json_object_get(t, "id")))) {
+            t = json_copy(t);
+            json_object_set_new(t, "state", json_string("shutdown"));
+            json_array_append_new(copy, t);
+        } else {
+            json_array_append(copy, t);
+        }
+    }
+    return copy;
+}
+
+size_t rs_rollout_fallback(struct rs_rollout_round *out, const struct sch_plan *plan,
+                           const json_t *services, const json_t *nodes, const json_t *tasks)
+{
+    json_t *ended = json_object();
+    for (size_t i = 0; i < plan->n_unplaced; i++) {
+        const char *old = hidden_at(out, &plan->unplaced[i]);
+        if (old)
+            json_object_set_new(ended, old, json_true());
+    }
+    size_t n = 0;
+    if (json_object_size(ended) > 0) {
+        json_t *again = with_ended(tasks, ended);
+        struct sch_json_input in;
+        struct sch_plan p = {0};
+        if (sch_input_from_json(services, nodes, again, &in) == 0 &&
+            sch_plan_compute(&in.in, &p) == 0) {
+            /* Unplaced again: the old task is not what stands in the way. */
+            for (size_t i = 0; i < p.n_unplaced; i++) {
+                const char *old = hidden_at(out, &p.unplaced[i]);
+                if (old)
+                    json_object_del(ended, old);
+            }
+            const char *id;
+            json_t *e;
+            json_object_foreach(ended, id, e)
+            {
+                add_stop(out, id);
+                n++;
+            }
+        }
+        sch_plan_free(&p);
+        sch_json_input_free(&in);
+        json_decref(again);
+    }
+    json_decref(ended);
+    return n;
 }

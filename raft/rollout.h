@@ -9,12 +9,17 @@
 #include <stdint.h>
 
 struct rs_state;
+struct sch_plan;
 
 /* What one round asks for. */
 struct rs_rollout_round {
     json_t *stops;     /* owned: [{id, orphaned: false}] to add to the plan's stops */
     json_t *ops;       /* owned: commands to submit (rollout.update, service.rollback) */
     int64_t wake_wall; /* when a waiting rollout wants a round (wall ms), 0 = none */
+    /* owned: {service: {place: old task id}}, the places whose old task this
+     * round hid from the scheduler to start their new task first
+     * (rs_rollout_fallback reads it). A place is "s<slot>" or "n<node id>". */
+    json_t *started_first;
 };
 
 /* Runs one round at now_wall (wall-clock ms). tasks is the scheduler's input
@@ -26,6 +31,17 @@ struct rs_rollout_round {
  * rs_rollout_round_free). */
 void rs_rollout_round(const struct rs_state *st, int64_t now_wall, json_t *tasks,
                       struct rs_rollout_round *out);
+
+/* Start-first with nowhere to start: for each place in out->started_first
+ * whose new task the plan left unplaced, plans again as if those old tasks
+ * had ended; a place the second plan fills has its old task in the way (a
+ * port it publishes, its reservations), and falls back to stop-first: its old
+ * task is added to out->stops (the scheduler places the new one once it
+ * ended). services, nodes and tasks are the plan's input (borrowed, tasks as
+ * rs_rollout_round left it), plan the plan made of them (borrowed). Returns
+ * how many places fell back. */
+size_t rs_rollout_fallback(struct rs_rollout_round *out, const struct sch_plan *plan,
+                           const json_t *services, const json_t *nodes, const json_t *tasks);
 
 void rs_rollout_round_free(struct rs_rollout_round *out);
 

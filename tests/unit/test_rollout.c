@@ -15,6 +15,8 @@
 #include "common/util.h"
 #include "raft/rollout.h"
 #include "raft/state.h"
+#include "scheduler/from_json.h"
+#include "scheduler/scheduler.h"
 #include "tests/unit/quoted_json.h"
 
 static uint64_t idx = 1;
@@ -185,12 +187,115 @@ static void test_failure_pauses_and_completion(void **state)
     rs_state_close(&s);
 }
 
+/* web: 2 replicas publishing 8080/tcp, o1 on n1 and o2 on n2, and an update
+ * to version 2, start-first one at a time. */
+static void setup_ports(struct rs_state *s)
+{
+    rs_state_init(s);
+    char spec[] = "{'name': 'web', 'replicas': 2, 'task': {'command': ['a'], 'ports': "
+                  "[{'published': 8080, 'target': 8080}]}, 'update': {'order': 'start-first', "
+                  "'parallelism': 1, 'monitor': '1s'}}";
+    put(s, spec);
+    tasks_at(s, 1, 2, 1, "o");
+    json_object_set_new(json_object_get(s->tasks, "o2"), "node", json_string("n2"));
+    for (int i = 1; i <= 2; i++)
+        json_object_set_new(json_object_get(s->tasks, i == 1 ? "o1" : "o2"), "spec",
+                            parse("{'ports': [{'published': 8080, 'protocol': 'tcp'}]}"));
+    strstr(spec, "['a']")[2] = 'b';
+    put(s, spec);
+}
+
+/* One rollout round and the plan made with it, as the reconciler does;
+ * returns the plan as "create SLOT on NODE" / "unplaced SLOT" words. */
+static void round_with_plan(struct rs_state *s, const char *nodes_json, struct rs_rollout_round *r,
+                            size_t *fell_back, char *text, size_t size)
+{
+    json_auto_t *services = json_array();
+    json_array_append_new(services, rs_service_json(rs_state_service(s, "web")));
+    json_auto_t *nodes = parse(nodes_json);
+    json_auto_t *tasks = input(s);
+    rs_rollout_round(s, 2000, tasks, r);
+    struct sch_json_input in;
+    struct sch_plan p = {0};
+    assert_int_equal(sch_input_from_json(services, nodes, tasks, &in), 0);
+    assert_int_equal(sch_plan_compute(&in.in, &p), 0);
+    *fell_back = rs_rollout_fallback(r, &p, services, nodes, tasks);
+    size_t len = 0;
+    text[0] = '\0';
+    for (size_t i = 0; i < p.n_creates; i++)
+        len += (size_t)snprintf(text + len, size - len, "create %u on %s\n", p.creates[i].slot,
+                                p.creates[i].node);
+    for (size_t i = 0; i < p.n_unplaced; i++)
+        len += (size_t)snprintf(text + len, size - len, "unplaced %u: %s\n", p.unplaced[i].slot,
+                                p.unplaced[i].reason);
+    sch_plan_free(&p);
+    sch_json_input_free(&in);
+}
+
+#define TWO_NODES                                                                                  \
+    "[{'id': 'n1', 'status': 'ready', 'availability': 'active'},"                                  \
+    " {'id': 'n2', 'status': 'ready', 'availability': 'active'}]"
+
+/* start-first where the new task needs the port its old one holds on every
+ * node: that slot falls back to stop-first (its old task is stopped, the
+ * new one placed once it ended), one slot at a time. */
+static void test_start_first_port_conflict_falls_back(void **state)
+{
+    (void)state;
+    struct rs_state s;
+    setup_ports(&s);
+    struct rs_rollout_round r;
+    size_t fell_back;
+    char text[512];
+    round_with_plan(&s, TWO_NODES, &r, &fell_back, text, sizeof(text));
+    assert_string_equal(text, "unplaced 1: port 8080/tcp is in use on every eligible node\n");
+    assert_int_equal(fell_back, 1);
+    assert_int_equal(json_array_size(r.stops), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(r.stops, 0), "id")), "o1");
+    rs_rollout_round_free(&r);
+    /* o1 stops (still running): slot 1 is out of service, so slot 2 waits. */
+    json_object_set_new(json_object_get(s.tasks, "o1"), "desired_state", json_string("shutdown"));
+    json_object_set_new(json_object_get(s.tasks, "o1"), "replaced", json_true());
+    round_with_plan(&s, TWO_NODES, &r, &fell_back, text, sizeof(text));
+    assert_string_equal(text, "unplaced 1: port 8080/tcp is in use on every eligible node\n");
+    assert_int_equal(fell_back + json_array_size(r.stops), 0);
+    rs_rollout_round_free(&r);
+    /* o1 ended: its replacement takes n1. */
+    json_object_set_new(json_object_get(s.tasks, "o1"), "state", json_string("shutdown"));
+    round_with_plan(&s, TWO_NODES, &r, &fell_back, text, sizeof(text));
+    assert_string_equal(text, "create 1 on n1\n");
+    assert_int_equal(fell_back + json_array_size(r.stops), 0);
+    rs_rollout_round_free(&r);
+    rs_state_close(&s);
+}
+
+/* A third node without the port: start-first as usual, nothing stopped. */
+static void test_start_first_port_free_elsewhere(void **state)
+{
+    (void)state;
+    struct rs_state s;
+    setup_ports(&s);
+    struct rs_rollout_round r;
+    size_t fell_back;
+    char text[512];
+    round_with_plan(&s,
+                    "[{'id': 'n1'}, {'id': 'n2'}, {'id': 'n3', 'status': 'ready', "
+                    "'availability': 'active'}]",
+                    &r, &fell_back, text, sizeof(text));
+    assert_string_equal(text, "create 1 on n3\n");
+    assert_int_equal(fell_back + json_array_size(r.stops), 0);
+    rs_rollout_round_free(&r);
+    rs_state_close(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stop_first_batches),
         cmocka_unit_test(test_start_first_keeps_old_until_new_runs),
         cmocka_unit_test(test_failure_pauses_and_completion),
+        cmocka_unit_test(test_start_first_port_conflict_falls_back),
+        cmocka_unit_test(test_start_first_port_free_elsewhere),
     };
     return cmocka_run_group_tests_name("rollout", tests, NULL, NULL);
 }
