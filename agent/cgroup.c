@@ -14,7 +14,7 @@
 #define PREFIX "shoal"
 #define PERIOD 100000 /* cpu quota period, microseconds */
 
-static const char *const v1_controllers[] = {"memory", "cpu", "pids"};
+static const char *const v1_controllers[] = {"memory", "cpu", "pids", "cpuacct"};
 
 int agent_cgroup_version(void)
 {
@@ -105,11 +105,11 @@ static int v1_limits(const char *ctrl, const char *dir, const struct agent_cgrou
         snprintf(memsw, sizeof(memsw), "%s/memory.memsw.limit_in_bytes", dir);
         if (rv == 0 && access(memsw, F_OK) == 0)
             rv = write_file(dir, "memory.memsw.limit_in_bytes", v, errmsg);
-    } else if (strcmp(ctrl, "cpu") == 0) {
+    } else if (strcmp(ctrl, "cpu") == 0 && lim->cpu > 0) {
         snprintf(v, sizeof(v), "%lld", (long long)(lim->cpu * PERIOD));
         rv = write_file(dir, "cpu.cfs_period_us", "100000", errmsg)
                  ?: write_file(dir, "cpu.cfs_quota_us", v, errmsg);
-    } else if (strcmp(ctrl, "pids") == 0) {
+    } else if (strcmp(ctrl, "pids") == 0 && lim->pids > 0) {
         snprintf(v, sizeof(v), "%lld", (long long)lim->pids);
         rv = write_file(dir, "pids.max", v, errmsg);
     }
@@ -119,11 +119,14 @@ static int v1_limits(const char *ctrl, const char *dir, const struct agent_cgrou
 static int v1_create(const char *task, const struct agent_cgroup_limits *lim,
                      struct agent_cgroup *out, char *errmsg)
 {
-    const int wanted[] = {1, lim->cpu > 0, lim->pids > 0};
+    /* pids and cpuacct without limits are for stats: skipped where the
+     * controller is not mounted. */
+    const int wanted[] = {2, lim->cpu > 0 ? 2 : 0, lim->pids > 0 ? 2 : 1, 1};
     for (size_t i = 0; i < ARRAY_SIZE(v1_controllers); i++) {
-        if (!wanted[i])
-            continue;
         char parent[256];
+        snprintf(parent, sizeof(parent), ROOT "/%s", v1_controllers[i]);
+        if (!wanted[i] || (wanted[i] == 1 && access(parent, W_OK) != 0))
+            continue;
         snprintf(parent, sizeof(parent), ROOT "/%s/" PREFIX, v1_controllers[i]);
         char *dir = out->dirs[out->n_dirs];
         snprintf(dir, sizeof(out->dirs[0]), "%s/%s", parent, task);
@@ -174,6 +177,18 @@ void agent_cgroup_find(const char *task, struct agent_cgroup *out)
         if (access(dir, F_OK) == 0)
             out->n_dirs++;
     }
+}
+
+const char *agent_cgroup_dir(const struct agent_cgroup *cg, const char *controller)
+{
+    char prefix[64];
+    if (agent_cgroup_version() == 2)
+        return cg->n_dirs ? cg->dirs[0] : NULL;
+    snprintf(prefix, sizeof(prefix), ROOT "/%s/", controller);
+    for (size_t i = 0; i < cg->n_dirs; i++)
+        if (strncmp(cg->dirs[i], prefix, strlen(prefix)) == 0)
+            return cg->dirs[i];
+    return NULL;
 }
 
 static void kill_members(const char *dir)

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AGENT_CGROUP_MAX_DIRS 3
+#define AGENT_CGROUP_MAX_DIRS 4
 
 struct agent_cgroup_limits {
     int64_t memory; /* bytes, 0 = none */
@@ -27,8 +27,9 @@ struct agent_cgroup {
  * limits cannot be applied). */
 int agent_cgroup_version(void);
 
-/* Creates the task's groups (memory always, so that OOM kills are seen; cpu
- * and pids when limited) under `shoal/<task>` and writes the limits.
+/* Creates the task's groups (v1: memory always, so that OOM kills are seen,
+ * pids and cpuacct always, for stats; cpu when limited) under `shoal/<task>`
+ * and writes the limits.
  * Returns 0 or a negative errno with errmsg (256 bytes) set; on error nothing
  * is left behind. With no usable cgroupfs and no limits asked, succeeds with
  * no groups. */
@@ -37,6 +38,11 @@ int agent_cgroup_create(const char *task, const struct agent_cgroup_limits *lim,
 
 /* Finds the groups of a task made by an earlier run (after a restart). */
 void agent_cgroup_find(const char *task, struct agent_cgroup *out);
+
+/* The directory of cg for controller ("memory", "cpuacct", "pids", "cpu")
+ * on v1, the task's one directory on v2, or NULL when cg has none.
+ * Borrowed from cg. */
+const char *agent_cgroup_dir(const struct agent_cgroup *cg, const char *controller);
 
 /* Kills whatever is left in the groups and removes them (best effort). */
 void agent_cgroup_remove(const struct agent_cgroup *cg);

@@ -15,6 +15,7 @@
 #include "agent/supervisor.h"
 #include "agent/join.h"
 #include "agent/logs.h"
+#include "agent/stats.h"
 #include "api/server.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -130,6 +131,7 @@ static int start(struct daemon *d, const struct options *o, char *errmsg)
         .credential = d->node.credential,
         .node_logs = agent_logs_query,
         .node_logs_data = &d->node,
+        .node_stats = agent_stats_query,
     };
     rv = api_server_start(&d->api, &d->loop, d->store, &acfg, errmsg);
     if (rv == 0)

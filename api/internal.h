@@ -13,6 +13,8 @@
 struct api__waiter;
 struct api__node_read;
 struct api__fanout;
+struct api__stats_sample;
+struct api__stats_fanout;
 
 struct common_httpc;
 struct rs_node;
@@ -36,6 +38,10 @@ struct api_server {
     void *node_logs_data;
     struct api__node_read *node_reads; /* parked POST /v1/node/logs reads (logs.c) */
     struct api__fanout *fanouts;       /* POST /v1/logs waiting for nodes (logs_fanout.c) */
+    api_node_stats_cb node_stats;
+    void *node_stats_data;
+    struct api__stats_sample *samples;       /* stats of this node's tasks being sampled */
+    struct api__stats_fanout *stats_fanouts; /* stats requests waiting for nodes */
     int closing;
 };
 
@@ -158,6 +164,18 @@ void api__node_logs(struct api__call *call);
 /* Answers every parked log read and every POST /v1/logs still waiting for
  * nodes (with what it has); cancels their requests to other nodes. */
 void api__logs_release(struct api_server *srv);
+
+/* Whether the request carries this node's credential (a manager asking) or
+ * the admin token as a bearer token (logs.c). Returns 1 or 0. */
+int api__node_caller_ok(struct api_server *srv, const struct api_http_req *req);
+
+/* stats.c, stats_fanout.c: POST /v1/node/stats (every node), GET
+ * /v1/tasks/{id}/stats and GET /v1/services/{name}/stats (managers). */
+void api__node_stats(struct api__call *call);
+void api__task_stats(struct api__call *call);
+void api__service_stats(struct api__call *call);
+/* Answers every stats request still sampling or waiting for nodes. */
+void api__stats_release(struct api_server *srv);
 
 /* events.c: GET /v1/events, the event stream (raft/events.h) as NDJSON. */
 void api__events(struct api__call *call);

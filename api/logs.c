@@ -283,7 +283,7 @@ struct api__node_read *api__node_read_start(struct api_server *srv, json_t *quer
 /* ---- POST /v1/node/logs ---- */
 
 /* The node's own credential (a manager asking) or the admin token. */
-static int node_caller_ok(struct api_server *srv, const struct api_http_req *req)
+int api__node_caller_ok(struct api_server *srv, const struct api_http_req *req)
 {
     const char *auth = req->authorization;
     if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
@@ -338,7 +338,7 @@ void api__node_logs(struct api__call *call)
                          srv->closing ? "this node is shutting down" : "this node serves no logs");
         return;
     }
-    if (!node_caller_ok(srv, call->req)) {
+    if (!api__node_caller_ok(srv, call->req)) {
         api__reply_error(call, API_UNAUTHORIZED, NULL,
                          "send this node's credential or the admin token as a bearer token");
         return;

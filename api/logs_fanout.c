@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/logs_internal.h"
+#include "api/node_call.h"
 #include "common/httpc.h"
 #include "common/units.h"
 #include "common/util.h"
@@ -21,15 +22,10 @@
 /* The tasks of one node asked in one request. */
 struct target {
     struct api__fanout *fo;
-    char *node_id;               /* owned */
-    char *node;                  /* owned: the node's name (its id when it is not known) */
-    char *addr;                  /* owned: its API address; NULL for this node */
-    char *credential;            /* owned */
+    struct api__node_ref ref;    /* the node */
     json_t *tasks;               /* owned: ID -> the cursor given, or null */
-    char *error;                 /* owned: why it cannot be asked, or NULL */
     int64_t req;                 /* the request in flight, 0 when none */
     struct api__node_read *read; /* this node's read while parked */
-    int down;                    /* the node was marked down (no heartbeats) */
     int done;
 };
 
@@ -57,11 +53,7 @@ static void fanout_unref(struct api__fanout *fo)
         return;
     for (size_t i = 0; i < fo->n_targets; i++) {
         struct target *t = &fo->targets[i];
-        free(t->node_id);
-        free(t->node);
-        free(t->addr);
-        free(t->credential);
-        free(t->error);
+        api__node_ref_free(&t->ref);
         json_decref(t->tasks);
     }
     free(fo->targets);
@@ -80,7 +72,7 @@ static void fanout_timer_closed(uv_handle_t *h)
 static void add_error(struct api__fanout *fo, const struct target *t, json_t *ids, const char *why)
 {
     json_array_append_new(
-        fo->errors, json_pack("{s:s, s:o, s:s}", "node", t->node, "tasks", ids, "error", why));
+        fo->errors, json_pack("{s:s, s:o, s:s}", "node", t->ref.node, "tasks", ids, "error", why));
 }
 
 static json_t *target_ids(const struct target *t)
@@ -140,11 +132,11 @@ static void fanout_answer(struct api__fanout *fo, const char *why_pending)
         keep_cursors(fo, t);
         char why[512];
         if (why_pending)
-            snprintf(why, sizeof(why), "node %s: %s", t->node, why_pending);
-        else if (t->down) /* else it would never show while others have lines */
+            snprintf(why, sizeof(why), "node %s: %s", t->ref.node, why_pending);
+        else if (t->ref.down) /* else it would never show while others have lines */
             snprintf(why, sizeof(why), "node %s is down (no heartbeats) and did not answer yet",
-                     t->node);
-        if (why_pending || t->down)
+                     t->ref.node);
+        if (why_pending || t->ref.down)
             add_error(fo, t, target_ids(t), why);
         if (t->read) {
             api__node_read_cancel(t->read);
@@ -258,7 +250,7 @@ static void local_done(void *ctx, json_t *ans, const char *error)
     struct target *t = ctx;
     struct api__fanout *fo = t->fo;
     char why[512];
-    snprintf(why, sizeof(why), "node %s: %s", t->node, error);
+    snprintf(why, sizeof(why), "node %s: %s", t->ref.node, error);
     t->read = NULL;
     target_finish(t, ans, why);
     json_decref(ans);
@@ -276,27 +268,8 @@ static void remote_done(void *data, const struct common_httpc_response *res)
         return;
     }
     char why[512] = "";
-    json_t *ans = NULL;
-    if (res->status == 200) {
-        ans = json_loadb(res->body, res->body_len, 0, NULL);
-        if (!json_is_object(ans))
-            snprintf(why, sizeof(why), "node %s sent an answer that is not a JSON object", t->node);
-    } else if (res->error == -ETIMEDOUT) {
-        char limit[32];
-        common_format_duration(fo->wait_ms + NODE_GRACE_MS, limit, sizeof(limit));
-        snprintf(why, sizeof(why), "node %s did not answer within %s: %s", t->node, limit,
-                 res->errmsg);
-    } else if (res->status == 0) {
-        snprintf(why, sizeof(why), "node %s cannot be reached: %s", t->node,
-                 res->errmsg[0] ? res->errmsg : "no answer");
-    } else {
-        json_t *body = json_loadb(res->body, res->body_len, 0, NULL);
-        const char *error = json_string_value(json_object_get(body, "error"));
-        snprintf(why, sizeof(why), "node %s answered HTTP %ld: %s", t->node, res->status,
-                 error ? error : "no error given");
-        json_decref(body);
-    }
-    target_finish(t, json_is_object(ans) ? ans : NULL, why);
+    json_t *ans = api__node_answer(&t->ref, res, fo->wait_ms + NODE_GRACE_MS, why, sizeof(why));
+    target_finish(t, ans, why);
     json_decref(ans);
     fanout_unref(fo);
 }
@@ -315,28 +288,24 @@ static json_t *node_query(const struct api__fanout *fo, const struct target *t,
 static void target_start(struct api__fanout *fo, struct target *t, const json_t *shared)
 {
     struct api_server *srv = fo->srv;
-    if (t->error) {
-        target_finish(t, NULL, t->error);
+    if (t->ref.error) {
+        target_finish(t, NULL, t->ref.error);
         return;
     }
     json_t *q = node_query(fo, t, shared);
     fo->refs++;
-    if (!t->addr) {
+    if (!t->ref.addr) {
         t->read = api__node_read_start(srv, q, fo->wait_ms, NULL, local_done, t);
         return;
     }
     json_object_set_new(q, "wait_ms", json_integer(fo->wait_ms));
     _cleanup_free_ char *body = json_dumps(q, JSON_COMPACT);
     json_decref(q);
-    char url[128], auth[200];
-    snprintf(url, sizeof(url), "http://%s/v1/node/logs", t->addr);
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", t->credential);
-    const char *headers[] = {auth, "Content-Type: application/json", NULL};
-    t->req = common_httpc_request(srv->httpc, "POST", url, headers, body, strlen(body),
-                                  (unsigned)(fo->wait_ms + NODE_GRACE_MS), remote_done, t);
+    char why[512];
+    t->req =
+        api__node_post(srv, &t->ref, "/v1/node/logs", body, (unsigned)(fo->wait_ms + NODE_GRACE_MS),
+                       remote_done, t, why, sizeof(why));
     if (t->req < 0) {
-        char why[512];
-        snprintf(why, sizeof(why), "node %s cannot be asked: %s", t->node, strerror((int)-t->req));
         t->req = 0;
         target_finish(t, NULL, why);
         fanout_unref(fo);
@@ -348,14 +317,9 @@ static void target_start(struct api__fanout *fo, struct target *t, const json_t 
 static struct target *target_for(struct api__fanout *fo, const struct rs_state *st,
                                  const char *node_id)
 {
-    struct api_server *srv = fo->srv;
-    const struct rs_node *n = rs_state_node(st, node_id);
-    if (n && strcmp(n->id, node_id) != 0)
-        n = NULL; /* found by name: not the node the task names */
-    const char *name = n ? rs_node_str(n, "name") : node_id;
     for (size_t i = 0; i < fo->n_targets; i++) {
         struct target *t = &fo->targets[i];
-        if (strcmp(t->node_id, node_id) == 0 &&
+        if (strcmp(t->ref.node_id, node_id) == 0 &&
             json_object_size(t->tasks) < API__LOGS_NODE_MAX_TASKS)
             return t;
     }
@@ -364,24 +328,8 @@ static struct target *target_for(struct api__fanout *fo, const struct rs_state *
         fo->targets = xrealloc(fo->targets, fo->cap_targets * sizeof(*fo->targets));
     }
     struct target *t = &fo->targets[fo->n_targets++];
-    *t = (struct target){.fo = fo,
-                         .node_id = xstrdup(node_id),
-                         .node = xstrdup(name[0] ? name : node_id),
-                         .tasks = json_object()};
-    t->down = n && strcmp(rs_node_str(n, "status"), "down") == 0;
-    char why[512];
-    if (!n) {
-        snprintf(why, sizeof(why), "node %s is not in the cluster", node_id);
-        t->error = xstrdup(why);
-    } else if (strcmp(n->id, srv->node_id) != 0) {
-        const char *addr = rs_node_str(n, "api_address");
-        t->addr = xstrdup(addr);
-        t->credential = xstrdup(n->credential ? n->credential : "");
-        if (!addr[0] || strlen(addr) > 64) {
-            snprintf(why, sizeof(why), "node %s has no API address", t->node);
-            t->error = xstrdup(why);
-        }
-    }
+    *t = (struct target){.fo = fo, .tasks = json_object()};
+    api__node_ref_init(fo->srv, st, node_id, &t->ref);
     return t;
 }
 
@@ -397,7 +345,7 @@ static void add_task(struct api__fanout *fo, const struct rs_state *st, const js
     json_object_set_new(t->tasks, id, json_is_string(c) ? json_incref(c) : json_null());
     json_object_set_new(fo->info, id,
                         json_pack("{s:O?, s:O?, s:s}", "service", json_object_get(task, "service"),
-                                  "slot", json_object_get(task, "slot"), "node", t->node));
+                                  "slot", json_object_get(task, "slot"), "node", t->ref.node));
 }
 
 /* Checks a POST /v1/logs body: the fields other than the tasks' go into

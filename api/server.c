@@ -53,6 +53,9 @@ static const struct route routes[] = {
     {HTTP_POST, "/v1/nodes/{}/tasks", api__node_tasks_report, ROUTE_OPEN | ROUTE_LEADER},
     {HTTP_GET, "/v1/tasks", api__tasks_list, 0},
     {HTTP_GET, "/v1/tasks/{}", api__task_get, 0},
+    {HTTP_GET, "/v1/tasks/{}/stats", api__task_stats, 0},
+    {HTTP_GET, "/v1/services/{}/stats", api__service_stats, 0},
+    {HTTP_POST, "/v1/node/stats", api__node_stats, ROUTE_OPEN | ROUTE_LOCAL},
     {HTTP_POST, "/v1/logs", api__logs, 0},
     {HTTP_POST, "/v1/plan", api__plan, 0},
     {HTTP_POST, "/v1/node/logs", api__node_logs, ROUTE_OPEN | ROUTE_LOCAL},
@@ -317,6 +320,8 @@ int api_server_start(struct api_server **out, uv_loop_t *loop, struct rs_store *
     s->credential = xstrdup(cfg->credential ? cfg->credential : "");
     s->node_logs = cfg->node_logs;
     s->node_logs_data = cfg->node_logs_data;
+    s->node_stats = cfg->node_stats;
+    s->node_stats_data = cfg->node_stats_data;
     int rv = common_httpc_init(&s->httpc, loop);
     if (rv != 0) {
         snprintf(errmsg, 256, "HTTP client: %s", strerror(-rv));
@@ -343,6 +348,7 @@ void api_server_stop_accepting(struct api_server *s)
         rs_store_on_change(s->store, NULL, NULL);
     api__waiters_release(s);
     api__logs_release(s);
+    api__stats_release(s);
 }
 
 struct close_ctx {

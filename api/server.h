@@ -21,6 +21,13 @@ typedef const char *(*api_server_manager_cb)(void *data);
  * API parks a request that waits for new lines and calls it again. */
 typedef int (*api_node_logs_cb)(void *data, const json_t *query, json_t **answer, char *errmsg);
 
+/* Reads the stats of this node's tasks once, now (agent_stats_query):
+ * tasks (borrowed) is a checked list of task ids. Sets *answer (transferred)
+ * to {"stats": {ID: {"memory", "memory_limit", "cpu_ns", "pids"}},
+ * "missing": [ID], "errors": {ID: why}} and returns 0, or returns a negative
+ * errno with errmsg (256 bytes) set. Runs on the loop: it must be quick. */
+typedef int (*api_node_stats_cb)(void *data, const json_t *tasks, json_t **answer, char *errmsg);
+
 struct api_server_config {
     const char *listen;               /* borrowed: "ip:port" of the API */
     const char *token;                /* borrowed: the admin token */
@@ -33,6 +40,8 @@ struct api_server_config {
     const char *credential;     /* borrowed: this node's credential (managers asking its logs) */
     api_node_logs_cb node_logs; /* NULL: POST /v1/node/logs answers 503 */
     void *node_logs_data;
+    api_node_stats_cb node_stats; /* NULL: POST /v1/node/stats answers 503 */
+    void *node_stats_data;
 };
 
 /* Starts serving on cfg->listen. loop and store are borrowed and must

@@ -50,12 +50,14 @@ static const struct ctl_command commands[] = {
      "Print services as JSON (an object for one name, a list for several)",
      "-o, --output FMT\tjson (the default) or table\n", "Example:\n  shoal service inspect web\n",
      0},
-    {"service", "ps", ctl_service_ps, "NAME [-o json|table]",
+    {"service", "ps", ctl_service_ps, "NAME [--stats] [-o json|table]",
      "List the tasks of a service: where they run, desired and current state, why they ended",
-     READ_OUTPUT,
+     "--stats\tlive cpu, memory and process counts of the running tasks\n" READ_OUTPUT,
      "Ended tasks are kept as history (5 per slot). CURRENT shows the exit code of\n"
      "an ended task; MESSAGE why it ended, or why a replica is pending.\n"
-     "\nExample:\n  shoal service ps web\n",
+     "--stats adds the live use of the running tasks (CPU%, MEM, LIMIT, PIDS;\n"
+     "\"stats\" in JSON), read from their cgroups on their nodes.\n"
+     "\nExample:\n  shoal service ps web --stats\n",
      0},
     {"service", "rm", ctl_service_rm, "NAME... [-o json]", "Remove services", WRITE_OUTPUT,
      "Example:\n  shoal service rm web worker\n", 0},
