@@ -128,11 +128,12 @@ static json_t *cluster_init_op(struct daemon *d)
     snprintf(mtok, sizeof(mtok), "SHOAL-MGR-%s", manager);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     long long mem = (long long)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE);
+    /* "at": the time of its events (node.joined), as every command gives. */
     return json_pack(
-        "{s:s, s:{s:s, s:s, s:s, s:s, s:i, s:i, s:i}, s:{s:s, s:s, s:s, s:s, s:s, s:O, "
+        "{s:s, s:I, s:{s:s, s:s, s:s, s:s, s:i, s:i, s:i}, s:{s:s, s:s, s:s, s:s, s:s, s:O, "
         "s:{s:f, s:I}}, s:s}",
-        "op", "cluster.init", "cluster", "id", n->cluster_id, "admin_token", n->token,
-        "worker_token", wtok, "manager_token", mtok, "voters",
+        "op", "cluster.init", "at", (json_int_t)common_wall_ms(), "cluster", "id", n->cluster_id,
+        "admin_token", n->token, "worker_token", wtok, "manager_token", mtok, "voters",
         o && o->voters ? (int)o->voters : DEFAULT_VOTERS, "heartbeat_interval_ms",
         o && o->node_heartbeat_ms ? (int)o->node_heartbeat_ms : DEFAULT_NODE_HEARTBEAT_MS,
         "node_down_after_ms", o && o->node_down_ms ? (int)o->node_down_ms : DEFAULT_NODE_DOWN_MS,

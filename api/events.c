@@ -97,6 +97,7 @@ static void events_render(struct api__call *call, struct api__doc *doc)
     struct rs_events_page page;
     rs_events_read(ev, has_index, after, &f.f, has_index ? EVENTS_PAGE : EVENTS_LAST, &b, &page);
     doc->status = 200;
+    doc->content_type = "application/x-ndjson";
     doc->owned = common_buf_take(&b, &doc->len);
     doc->body = doc->owned;
     doc->index = page.index;

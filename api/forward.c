@@ -23,6 +23,7 @@ struct forward {
     uint64_t index;
     char *body;
     size_t len;
+    const char *content_type; /* static: NULL for application/json */
     uint64_t deadline;
 };
 
@@ -35,7 +36,7 @@ static void forward_closed(uv_handle_t *h)
 
 static void forward_finish(struct forward *f)
 {
-    api__reply(f->call, f->status, f->index, f->body, f->len);
+    api__reply_typed(f->call, f->status, f->index, f->content_type, f->body, f->len);
     uv_close((uv_handle_t *)&f->timer, forward_closed);
 }
 
@@ -64,6 +65,9 @@ static void forward_cb(void *data, const struct common_httpc_response *res)
     f->index = index ? strtoull(index, NULL, 10) : 0;
     f->body = xstrndup(res->body, res->body_len);
     f->len = res->body_len;
+    const char *type = common_httpc_header(res, "Content-Type");
+    if (type && strncmp(type, "application/x-ndjson", 20) == 0)
+        f->content_type = "application/x-ndjson";
     struct api_server *srv = f->call->srv;
     if (f->wait_applied && srv->store && f->status < 300 &&
         rs_store_state(srv->store)->index < f->index) {

@@ -156,15 +156,15 @@ static void write_cb(uv_write_t *w, int status)
         conn_close(c);
 }
 
-static void conn_send(struct api_http_conn *c, int status, const char *headers, const char *body,
-                      size_t len, int keep_alive)
+static void conn_send(struct api_http_conn *c, int status, const char *content_type,
+                      const char *headers, const char *body, size_t len, int keep_alive)
 {
     struct common_buf b = {0};
     common_buf_printf(&b,
-                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
                       "Content-Length: %zu\r\n%s%s\r\n",
-                      status, status_text(status), len, keep_alive ? "" : "Connection: close\r\n",
-                      headers ? headers : "");
+                      status, status_text(status), content_type, len,
+                      keep_alive ? "" : "Connection: close\r\n", headers ? headers : "");
     common_buf_append(&b, body, len);
     struct write_req *wr = xmalloc(sizeof(*wr));
     wr->conn = c;
@@ -185,13 +185,19 @@ static void send_error(struct api_http_conn *c, int status, const char *code, co
     char body[512];
     int n = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"code\":\"%s\",\"field\":\"\"}", msg,
                      code);
-    conn_send(c, status, "", body, (size_t)n, 0);
+    conn_send(c, status, "application/json", "", body, (size_t)n, 0);
 }
 
 static void conn_process(struct api_http_conn *c);
 
 void api_http_respond(struct api_http_req *req, int status, const char *headers, const char *body,
                       size_t len)
+{
+    api_http_respond_typed(req, status, "application/json", headers, body, len);
+}
+
+void api_http_respond_typed(struct api_http_req *req, int status, const char *content_type,
+                            const char *headers, const char *body, size_t len)
 {
     struct api_http_conn *c = req->conn;
     int keep_alive = req->keep_alive;
@@ -202,7 +208,7 @@ void api_http_respond(struct api_http_req *req, int status, const char *headers,
     c->handling = 0;
     if (c->server->closing)
         keep_alive = 0;
-    conn_send(c, status, headers, body, len, keep_alive);
+    conn_send(c, status, content_type, headers, body, len, keep_alive);
     if (!keep_alive || c->closing)
         return;
     arm_timer(c);

@@ -45,6 +45,11 @@ int api_http_listen(struct api_http **out, uv_loop_t *loop, const char *addr,
 void api_http_respond(struct api_http_req *req, int status, const char *headers, const char *body,
                       size_t len);
 
+/* The same with a Content-Type other than application/json (borrowed, such
+ * as "application/x-ndjson"). */
+void api_http_respond_typed(struct api_http_req *req, int status, const char *content_type,
+                            const char *headers, const char *body, size_t len);
+
 /* The query parameter `key`, copied into out (percent-decoded). Returns 1
  * when present, 0 when absent, -1 when longer than out_size-1. */
 int api_http_query(const struct api_http_req *req, const char *key, char *out, size_t out_size);

@@ -57,6 +57,7 @@ struct api__call {
  * iterates) unless owned is set (then body == owned, freed after use). */
 struct api__doc {
     int status;
+    const char *content_type; /* borrowed (static), NULL for application/json */
     const char *body;
     size_t len;
     char *owned;
@@ -68,6 +69,9 @@ typedef uint64_t (*api__index_cb)(struct api_server *srv, const char *arg);
 
 /* Answers and frees the call. */
 void api__reply(struct api__call *call, int status, uint64_t index, const char *body, size_t len);
+/* The same with a Content-Type (borrowed; NULL for application/json). */
+void api__reply_typed(struct api__call *call, int status, uint64_t index, const char *content_type,
+                      const char *body, size_t len);
 void api__reply_err(struct api__call *call, const struct api_err *err);
 /* Answers with body (transferred) serialized. */
 void api__reply_json(struct api__call *call, int status, uint64_t index, json_t *body);

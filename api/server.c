@@ -74,6 +74,12 @@ const char *api__admin_token(struct api_server *srv)
 
 void api__reply(struct api__call *call, int status, uint64_t index, const char *body, size_t len)
 {
+    api__reply_typed(call, status, index, NULL, body, len);
+}
+
+void api__reply_typed(struct api__call *call, int status, uint64_t index, const char *content_type,
+                      const char *body, size_t len)
+{
     char headers[160] = "";
     if (status < 400) {
         int known = 1;
@@ -87,7 +93,8 @@ void api__reply(struct api__call *call, int status, uint64_t index, const char *
                  (unsigned long long)index, known ? "true" : "false",
                  known ? "" : "X-Shoal-Stale: true\r\n");
     }
-    api_http_respond(call->req, status, headers, body, len);
+    api_http_respond_typed(call->req, status, content_type ? content_type : "application/json",
+                           headers, body, len);
     free(call);
 }
 

@@ -24,7 +24,8 @@ static void answer(struct api__call *call, api__render_cb render)
 {
     struct api__doc doc = {0};
     render(call, &doc);
-    api__reply(call, doc.status, doc.index, doc.body, doc.len);
+    api__reply_typed(call, doc.status, doc.index, doc.status < 400 ? doc.content_type : NULL,
+                     doc.body, doc.len);
     free(doc.owned);
 }
 

@@ -65,6 +65,31 @@ def gone(c, name):
     return st == 200 and body == []
 
 
+def test_ndjson_type_and_init_time(cluster):
+    """The stream says it is NDJSON (also when a worker forwards it); the
+    events of the cluster's initialization carry its real time."""
+    c = cluster
+    m, w = c.any_manager(), c.workers[0]
+    for node in (m, w):
+        conn = node.connect(HTTP_TIMEOUT)
+        try:
+            conn.request("GET", "/v1/events?index=0&wait=0s",
+                         headers={"Authorization": f"Bearer {node.token}"})
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 200
+            assert resp.getheader("Content-Type") == "application/x-ndjson", resp.getheaders()
+        finally:
+            conn.close()
+    evs = since(m, 0, "type=node.joined")
+    first = [e for e in evs if e.get("node_name") == m.name]
+    assert first and first[0]["at"] > 1700000000000, evs
+    assert abs(first[0]["at"] - time.time() * 1000) < 3600 * 1000, first[0]
+    # Other answers stay JSON.
+    st, headers, _ = m.api("GET", "/v1/services", token=c.admin_token)
+    assert st == 200 and headers.get("Content-Type") == "application/json", headers
+
+
 def test_service_story_in_order_with_filters_and_resume(cluster):
     c = cluster
     m, w = c.any_manager(), c.workers[0]
