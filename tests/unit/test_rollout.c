@@ -288,6 +288,42 @@ static void test_start_first_port_free_elsewhere(void **state)
     rs_state_close(&s);
 }
 
+/* A global service: the new task must go on the old one's node, where the
+ * port is taken: the node falls back to stop-first, one node at a time. */
+static void test_start_first_port_conflict_global(void **state)
+{
+    (void)state;
+    struct rs_state s;
+    rs_state_init(&s);
+    char spec[] = "{'name': 'web', 'mode': 'global', 'task': {'command': ['a'], 'ports': "
+                  "[{'published': 9000, 'target': 9000}]}, 'update': {'order': 'start-first', "
+                  "'parallelism': 1, 'monitor': '1s'}}";
+    put(&s, spec);
+    for (int i = 1; i <= 2; i++) {
+        char id[8], node[8];
+        snprintf(id, sizeof(id), "g%d", i);
+        snprintf(node, sizeof(node), "n%d", i);
+        json_t *t = json_pack("{s:s, s:s, s:i, s:s, s:i, s:s, s:s, s:i, s:i, s:i, s:n, s:o}", "id",
+                              id, "service", "web", "slot", 0, "node", node, "version", 1,
+                              "desired_state", "running", "state", "running", "restarts", 0,
+                              "created_ms", 0, "updated_ms", 0, "health", "spec",
+                              parse("{'ports': [{'published': 9000, 'protocol': 'tcp'}]}"));
+        json_object_set_new(s.tasks, id, t);
+    }
+    strstr(spec, "['a']")[2] = 'b';
+    put(&s, spec);
+    struct rs_rollout_round r;
+    size_t fell_back;
+    char text[512];
+    round_with_plan(&s, TWO_NODES, &r, &fell_back, text, sizeof(text));
+    assert_string_equal(text, "unplaced 0: port 9000/tcp is in use on node n1\n");
+    assert_int_equal(fell_back, 1);
+    assert_int_equal(json_array_size(r.stops), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(r.stops, 0), "id")), "g1");
+    rs_rollout_round_free(&r);
+    rs_state_close(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -296,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_failure_pauses_and_completion),
         cmocka_unit_test(test_start_first_port_conflict_falls_back),
         cmocka_unit_test(test_start_first_port_free_elsewhere),
+        cmocka_unit_test(test_start_first_port_conflict_global),
     };
     return cmocka_run_group_tests_name("rollout", tests, NULL, NULL);
 }
