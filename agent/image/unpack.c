@@ -94,6 +94,28 @@ static int whiteout(const char *path, json_t *seen)
     return 1;
 }
 
+/* archive_read_extract2() turns a refused header into a warning; this does
+ * not: only metadata the disk cannot take (xattrs, times) may warn. */
+static int extract_entry(struct archive *tar, struct archive *disk, struct archive_entry *e)
+{
+    const void *block;
+    size_t len;
+    la_int64_t off;
+    int r = archive_write_header(disk, e);
+    if (r < ARCHIVE_WARN)
+        return -EPERM;
+    while (archive_entry_size(e) > 0 &&
+           (r = archive_read_data_block(tar, &block, &len, &off)) == ARCHIVE_OK) {
+        if (archive_write_data_block(disk, block, len, off) < ARCHIVE_WARN)
+            return -EIO;
+    }
+    if (archive_entry_size(e) > 0 && r != ARCHIVE_EOF) {
+        archive_set_error(disk, EIO, "%s", archive_error_string(tar));
+        return -EIO;
+    }
+    return archive_write_finish_entry(disk) < ARCHIVE_WARN ? -EIO : 0;
+}
+
 static int extract_entries(struct archive *tar, struct archive *disk, int no, char *err,
                            size_t size)
 {
@@ -111,8 +133,7 @@ static int extract_entries(struct archive *tar, struct archive *disk, int no, ch
         if (whiteout(path, seen))
             continue;
         json_object_set_new(seen, path, json_true());
-        r = archive_read_extract2(tar, e, disk);
-        if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
+        if (extract_entry(tar, disk, e) != 0) {
             const char *why = archive_error_string(disk);
             snprintf(err, size, "layer %d: entry \"%.200s\" refused: %s", no, name,
                      why ? why : archive_error_string(tar));

@@ -1,0 +1,223 @@
+"""The node image store: shoal-image against a real docker-registry (and a
+small Bearer-token registry stub), and the node-local image API of shoald."""
+
+import base64
+import hashlib
+import json
+import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+import imagetest as it
+from imagetest import Registry, build_image, push, run_image
+
+
+def pull(store, reg_addr, ref, *extra):
+    return run_image("pull", "--store", store, "--insecure-registry", reg_addr, *extra, ref)
+
+
+def assert_clean(store):
+    """No temp file and no rootfs left behind by a failed pull."""
+    store = Path(store)
+    assert list((store / "tmp").iterdir()) == []
+    assert list((store / "rootfs").iterdir()) == []
+
+
+def assert_default_rootfs(rootfs):
+    r = Path(rootfs)
+    assert (r / "bin/busybox").stat().st_mode & 0o111
+    assert os.readlink(r / "bin/sh") == "busybox"
+    assert (r / "bin/ls").stat().st_ino == (r / "bin/busybox").stat().st_ino
+    assert (r / "etc/passwd").read_text().startswith("root:x:0:0:")
+    assert (r / "tmp").stat().st_mode & 0o7777 == 0o1777
+    assert (r / "data/keep.txt").read_text() == "keep\n"
+    assert not (r / "data/remove-me.txt").exists(), "whiteout not applied"
+    assert not (r / "data/.wh.remove-me.txt").exists()
+    assert sorted(os.listdir(r / "opaque")) == ["new.txt"], "opaque dir not applied"
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    return build_image(tmp_path_factory.mktemp("img"))
+
+
+def test_pull_by_tag_and_by_digest(registry, image, tmp_path):
+    push(image, f"{registry.addr}/shoal/busybox:1.0")
+    dg = it.layout_digests(image)
+    store = tmp_path / "store"
+    rc, out, err = pull(store, registry.addr, f"{registry.addr}/shoal/busybox:1.0")
+    assert rc == 0, (out, err)
+    assert out["ref"] == f"{registry.addr}/shoal/busybox:1.0"
+    assert out["id"] == dg["config"]
+    assert out["digest"].startswith("sha256:")
+    assert out["config"]["Entrypoint"] == ["/bin/sh", "-c"]
+    assert out["config"]["WorkingDir"] == "/var/www"
+    assert "GREETING=hello" in out["config"]["Env"]
+    assert out["config"]["ExposedPorts"] == {"8080/tcp": {}}
+    assert_default_rootfs(out["rootfs"])
+    ref = f"{registry.addr}/shoal/busybox@{out['digest']}"
+    rc, out2, err = pull(store, registry.addr, ref)
+    assert rc == 0, (out2, err)
+    assert (out2["id"], out2["rootfs"], out2["ref"]) == (out["id"], out["rootfs"], ref)
+    rc, ins, _ = run_image("inspect", "--store", store, f"{registry.addr}/shoal/busybox:1.0")
+    assert rc == 0 and ins["id"] == out["id"] and ins["config"] == out["config"]
+
+
+def test_second_pull_reuses_the_rootfs(registry, image, tmp_path):
+    ref = f"{registry.addr}/busybox"  # tag latest
+    push(image, ref + ":latest")
+    store = tmp_path / "store"
+    rc, out, err = pull(store, registry.addr, ref)
+    assert rc == 0, (out, err)
+    marker = Path(out["rootfs"]) / "marker"
+    marker.write_text("x")
+    rc, out2, err = pull(store, registry.addr, ref)
+    assert rc == 0, (out2, err)
+    assert out2["rootfs"] == out["rootfs"] and marker.exists(), "the image was unpacked again"
+    assert len(os.listdir(store / "rootfs")) == 1
+
+
+def test_corrupted_blob_fails_and_leaves_nothing(registry, image, tmp_path):
+    push(image, f"{registry.addr}/bad:1")
+    layer = it.layout_digests(image)["layers"][1]
+    p = registry.blob_path(layer)
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    p.write_bytes(bytes(data))
+    store = tmp_path / "store"
+    rc, out, _ = pull(store, registry.addr, f"{registry.addr}/bad:1")
+    assert rc == 1
+    assert "digest mismatch" in out["error"] and layer in out["error"]
+    assert_clean(store)
+    assert not (store / "blobs/sha256" / layer[7:]).exists()
+
+
+def test_wrong_digest_and_missing_tag_fail(registry, image, tmp_path):
+    push(image, f"{registry.addr}/busybox:latest")
+    store = tmp_path / "store"
+    rc, out, _ = pull(store, registry.addr, f"{registry.addr}/busybox@sha256:" + "0" * 64)
+    assert rc == 1 and "not found" in out["error"], out
+    rc, out, _ = pull(store, registry.addr, f"{registry.addr}/busybox:nope")
+    assert rc == 1 and "not found" in out["error"] and "nope" in out["error"], out
+    rc, out, _ = pull(store, registry.addr, f"{registry.addr}/nothere:latest")
+    assert rc == 1 and "not found" in out["error"], out
+    assert_clean(store)
+
+
+def test_bad_reference_and_local_only_refs(tmp_path):
+    store = tmp_path / "store"
+    rc, out, _ = run_image("pull", "--store", store, "busybox")
+    assert rc == 1 and "not in the store" in out["error"] and "load" in out["error"], out
+    rc, out, _ = run_image("pull", "--store", store, "127.0.0.1:1/UPPER")
+    assert rc == 1 and "invalid image reference" in out["error"], out
+    rc, _, _ = run_image("pull", "--store", store)
+    assert rc == 2
+
+
+def test_unreachable_registry_fails_fast_then_local_copy(registry, image, tmp_path):
+    store = tmp_path / "store"
+    dead = f"127.0.0.1:{it.closed_port()}"
+    t0 = time.monotonic()
+    rc, out, _ = pull(store, dead, f"{dead}/busybox:latest")
+    assert rc == 1 and "cannot reach registry" in out["error"], out
+    assert time.monotonic() - t0 < 10
+    assert_clean(store)
+    # A tag the store has: the local copy is used when the registry is gone.
+    ref = f"{registry.addr}/busybox:latest"
+    push(image, ref)
+    rc, out, err = pull(store, registry.addr, ref)
+    assert rc == 0, (out, err)
+    registry.stop()
+    rc, out2, err = pull(store, registry.addr, ref)
+    assert rc == 0, (out2, err)
+    assert out2["id"] == out["id"] and "local copy" in err
+
+
+def test_plain_http_needs_insecure_registry(registry, image, tmp_path):
+    push(image, f"{registry.addr}/busybox:latest")
+    rc, out, _ = run_image("pull", "--store", tmp_path / "s", f"{registry.addr}/busybox:latest")
+    assert rc == 1 and "cannot reach registry" in out["error"], out
+
+
+HOSTILE = ["dotdot", "symlink_out_then_write", "absolute_symlink_dir", "absolute_path",
+           "hardlink_out"]
+
+
+def hostile_entries(kind, outside):
+    """Layer entries that try to write into the host directory `outside`."""
+    rel = "../" * 12 + str(outside).lstrip("/")
+    return {
+        "dotdot": [it.f(f"{rel}/escape-dotdot", "x")],
+        "symlink_out_then_write": [it.symlink("link", rel), it.f("link/escape-link", "x")],
+        "absolute_symlink_dir": [it.symlink("abs", str(outside)), it.f("abs/escape-abs", "x")],
+        "absolute_path": [it.f(f"{outside}/escape-absolute", "x")],
+        "hardlink_out": [it.hardlink("hl", f"{rel}/victim")],
+    }[kind]
+
+
+@pytest.mark.parametrize("kind", HOSTILE)
+def test_hostile_layer_fails_and_writes_nothing_outside(registry, tmp_path, kind):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim").write_text("precious")
+    layout = build_image(tmp_path / "img", name=f"hostile-{kind}",
+                         layers=[it.base_layer(), [it.d("ok")] + hostile_entries(kind, outside)])
+    ref = f"{registry.addr}/hostile:{kind.replace('_', '-')}"
+    push(layout, ref, tag="latest")
+    store = tmp_path / "store"
+    rc, out, _ = pull(store, registry.addr, ref)
+    assert rc == 1, out
+    print(out["error"])
+    assert "layer 2" in out["error"] and ("refused" in out["error"] or "escapes" in out["error"])
+    assert sorted(os.listdir(outside)) == ["victim"]
+    assert (outside / "victim").read_text() == "precious"
+    assert_clean(store)
+
+
+def test_diff_id_mismatch_fails(registry, tmp_path):
+    layout = build_image(tmp_path / "img", layers=[it.base_layer()])
+    # Rewrite the config's diff_id (and the manifest that names the config).
+    dg = it.layout_digests(layout)
+    blobs = layout / "blobs/sha256"
+    cfg = json.loads((blobs / dg["config"][7:]).read_text())
+    cfg["rootfs"]["diff_ids"] = ["sha256:" + "1" * 64]
+    cfg_bytes = json.dumps(cfg).encode()
+    cfg_dig = "sha256:" + hashlib.sha256(cfg_bytes).hexdigest()
+    (blobs / cfg_dig[7:]).write_bytes(cfg_bytes)
+    man = json.loads((blobs / dg["manifest"][7:]).read_text())
+    man["config"].update(digest=cfg_dig, size=len(cfg_bytes))
+    man_bytes = json.dumps(man).encode()
+    man_dig = "sha256:" + hashlib.sha256(man_bytes).hexdigest()
+    (blobs / man_dig[7:]).write_bytes(man_bytes)
+    idx = json.loads((layout / "index.json").read_text())
+    idx["manifests"][0].update(digest=man_dig, size=len(man_bytes))
+    (layout / "index.json").write_text(json.dumps(idx))
+    push(layout, f"{registry.addr}/diffid:latest")
+    store = tmp_path / "store"
+    rc, out, _ = pull(store, registry.addr, f"{registry.addr}/diffid:latest")
+    assert rc == 1 and "diff_id mismatch" in out["error"], out
+    assert_clean(store)
+
+
+def test_basic_auth_with_htpasswd(image, tmp_path):
+    reg = Registry(tmp_path, htpasswd={"alice": "s3cret"}).start()
+    try:
+        ref = f"{reg.addr}/private/busybox:latest"
+        push(image, ref, creds=("alice", "s3cret"))
+        store = tmp_path / "store"
+        rc, out, _ = pull(store, reg.addr, ref)
+        assert rc == 1 and "authentication" in out["error"], out
+        bad = it.auth_file(tmp_path / "bad.json", reg.addr, "alice", "wrong")
+        rc, out, _ = pull(store, reg.addr, ref, "--auth-file", bad)
+        assert rc == 1 and "401" in out["error"], out
+        for b64 in (False, True):
+            good = it.auth_file(tmp_path / f"good{b64}.json", reg.addr, "alice", "s3cret", b64)
+            rc, out, err = pull(tmp_path / f"store{b64}", reg.addr, ref, "--auth-file", good)
+            assert rc == 0, (out, err)
+            assert_default_rootfs(out["rootfs"])
+    finally:
+        reg.stop()
