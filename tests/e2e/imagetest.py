@@ -329,3 +329,92 @@ def closed_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+class BearerRegistryStub:
+    """A small registry on 127.0.0.1 serving one OCI layout with the Bearer
+    token flow: /v2/ answers 401 with a Bearer challenge, /token gives a token
+    for Basic credentials, the tag resolves to an image index (linux/arm64 and
+    linux/amd64), blob GETs are redirected (307) to an unauthenticated path.
+    `.addr`, `.token_requests` (scopes asked), `.stop()`."""
+
+    TOKEN = "stub-token-123"
+
+    def __init__(self, layout, name, tag, user, password):
+        import http.server  # pylint: disable=import-outside-toplevel
+        import threading  # pylint: disable=import-outside-toplevel
+
+        self.layout, self.name, self.tag = Path(layout), name, tag
+        self.creds = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.token_requests = []
+        dg = layout_digests(layout)
+        amd64 = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                 "digest": dg["manifest"], "platform": {"os": "linux", "architecture": "amd64"},
+                 "size": len(self.blob(dg["manifest"]))}
+        arm = dict(amd64, digest="sha256:" + "e" * 64,
+                   platform={"os": "linux", "architecture": "arm64"})
+        self.index = json.dumps({"schemaVersion": 2,
+                                 "mediaType": "application/vnd.oci.image.index.v1+json",
+                                 "manifests": [arm, amd64]}).encode()
+        self.manifest_digest = dg["manifest"]
+        stub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):  # quiet
+                pass
+
+            def do_GET(self):  # noqa: N802
+                stub.handle(self)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.addr = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def blob(self, digest):
+        p = self.layout / "blobs" / "sha256" / digest[7:]
+        return p.read_bytes() if p.exists() else None
+
+    @staticmethod
+    def reply(h, code, body=b"", ctype="application/json", headers=()):
+        h.send_response(code)
+        for k, v in headers:
+            h.send_header(k, v)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    def handle(self, h):
+        path = h.path
+        if path.startswith("/token"):
+            self.token_requests.append(path)
+            if h.headers.get("Authorization") != self.creds:
+                return self.reply(h, 401, b'{"details": "bad credentials"}')
+            return self.reply(h, 200, json.dumps({"token": self.TOKEN}).encode())
+        if path.startswith("/blobstore/"):
+            data = self.blob(path.rsplit("/", 1)[1])
+            return self.reply(h, 200 if data else 404, data or b"", "application/octet-stream")
+        if h.headers.get("Authorization") != f"Bearer {self.TOKEN}":
+            challenge = (f'Bearer realm="http://{self.addr}/token",service="stub",'
+                         f'scope="repository:{self.name}:pull"')
+            return self.reply(h, 401, b'{"errors": [{"code": "UNAUTHORIZED"}]}',
+                              headers=[("WWW-Authenticate", challenge)])
+        prefix = f"/v2/{self.name}/"
+        if path == "/v2/":
+            return self.reply(h, 200, b"{}")
+        if path == prefix + f"manifests/{self.tag}":
+            return self.reply(h, 200, self.index, "application/vnd.oci.image.index.v1+json")
+        if path.startswith(prefix + "manifests/sha256:"):
+            data = self.blob(path.rsplit("/", 1)[1])
+            return self.reply(h, 200 if data else 404, data or b"{}",
+                              "application/vnd.oci.image.manifest.v1+json")
+        if path.startswith(prefix + "blobs/"):
+            return self.reply(h, 307, headers=[("Location",
+                                                f"/blobstore/{path.rsplit('/', 1)[1]}")])
+        return self.reply(h, 404, b'{"errors": [{"code": "NAME_UNKNOWN"}]}')
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)

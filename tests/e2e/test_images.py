@@ -221,3 +221,120 @@ def test_basic_auth_with_htpasswd(image, tmp_path):
             assert_default_rootfs(out["rootfs"])
     finally:
         reg.stop()
+
+
+def test_bearer_token_index_and_redirects(image, tmp_path):
+    stub = it.BearerRegistryStub(image, "team/busybox", "v1", "bob", "pw")
+    try:
+        ref = f"{stub.addr}/team/busybox:v1"
+        store = tmp_path / "store"
+        rc, out, _ = pull(store, stub.addr, ref)  # anonymous token refused
+        assert rc == 1 and "token server" in out["error"] and "401" in out["error"], out
+        bad = it.auth_file(tmp_path / "bad.json", stub.addr, "bob", "nope")
+        rc, out, _ = pull(store, stub.addr, ref, "--auth-file", bad)
+        assert rc == 1 and "token" in out["error"] and "401" in out["error"], out
+        good = it.auth_file(tmp_path / "good.json", stub.addr, "bob", "pw")
+        rc, out, err = pull(store, stub.addr, ref, "--auth-file", good)
+        assert rc == 0, (out, err)
+        assert out["digest"] == stub.manifest_digest  # the linux/amd64 entry of the index
+        assert_default_rootfs(out["rootfs"])
+        assert any("scope=repository%3Ateam%2Fbusybox%3Apull" in r and "service=stub" in r
+                   for r in stub.token_requests), stub.token_requests
+    finally:
+        stub.stop()
+
+
+def test_load_oci_layout_and_docker_save(image, tmp_path):
+    store = tmp_path / "store"
+    oci = it.oci_tarball(image, tmp_path / "oci.tar")
+    rc, out, err = run_image("load", "--store", store, oci)
+    assert rc == 0, (out, err)
+    [img] = out["loaded"]
+    assert img["ref"] == "busybox:latest" and img["id"] == it.layout_digests(image)["config"]
+    assert_default_rootfs(img["rootfs"])
+    rc, got, _ = run_image("pull", "--store", store, "busybox")  # local-only ref
+    assert rc == 0 and got["id"] == img["id"], got
+    saved = it.docker_save_tarball(image, tmp_path / "save.tar", "local/web:2")
+    store2 = tmp_path / "store2"
+    rc, out, err = run_image("load", "--store", store2, saved)
+    assert rc == 0, (out, err)
+    [img2] = out["loaded"]
+    assert img2["ref"] == "local/web:2" and img2["id"] == img["id"]
+    assert img2["config"]["Cmd"] == ["httpd -f -p 8080 -h /var/www"]
+    assert_default_rootfs(img2["rootfs"])
+    rc, got, _ = run_image("inspect", "--store", store2, "local/web:2")
+    assert rc == 0 and got["rootfs"] == img2["rootfs"]
+    rc, out, _ = run_image("load", "--store", store2, tmp_path / "nothere.tar")
+    assert rc == 1 and "nothere.tar" in out["error"]
+    # A layout whose blob does not match its name is refused.
+    bad = tmp_path / "bad-layout"
+    import shutil  # pylint: disable=import-outside-toplevel
+    shutil.copytree(image, bad)
+    layer = it.layout_digests(bad)["layers"][2]
+    (bad / "blobs/sha256" / layer[7:]).write_bytes(b"garbage")
+    rc, out, _ = run_image("load", "--store", tmp_path / "store3",
+                           it.oci_tarball(bad, tmp_path / "bad.tar"))
+    assert rc == 1 and "digest mismatch" in out["error"], out
+    assert_clean(tmp_path / "store3")
+
+
+def test_ls_rm_gc(registry, image, tmp_path):
+    store = tmp_path / "store"
+    other = build_image(tmp_path / "other", name="other",
+                        layers=[it.base_layer(), [it.f("other.txt", "o")]])
+    push(image, f"{registry.addr}/a:1")
+    push(other, f"{registry.addr}/b:1")
+    rc, a, _ = pull(store, registry.addr, f"{registry.addr}/a:1")
+    assert rc == 0
+    rc, a2, _ = pull(store, registry.addr, f"{registry.addr}/a@{a['digest']}")
+    rc, b, _ = pull(store, registry.addr, f"{registry.addr}/b:1")
+    assert rc == 0
+    rc, ls, _ = run_image("ls", "--store", store)
+    assert rc == 0
+    by_id = {i["id"]: i for i in ls["images"]}
+    assert set(by_id) == {a["id"], b["id"]}
+    assert sorted(by_id[a["id"]]["refs"]) == sorted([a["ref"], a2["ref"]])
+    assert by_id[a["id"]]["size"] > 1_000_000 and by_id[a["id"]]["created"]
+    # In use: refused. Removing one of two refs keeps the image.
+    rc, out, _ = run_image("rm", "--store", store, "--keep", a["id"], a["ref"])
+    assert rc == 1 and "in use" in out["error"], out
+    rc, out, _ = run_image("rm", "--store", store, a["ref"])
+    assert rc == 0 and out["untagged"] == [a["ref"]] and out["deleted"] == [], out
+    assert Path(a["rootfs"]).is_dir()
+    rc, out, _ = run_image("rm", "--store", store, a2["ref"])
+    assert rc == 0 and out["deleted"] == [a["id"]], out
+    assert not Path(a["rootfs"]).exists()
+    rc, out, _ = run_image("rm", "--store", store, a["ref"])
+    assert rc == 1 and "not in store" in out["error"]
+    # gc keeps what is in use and the blobs it references, drops the rest.
+    rc, a, _ = pull(store, registry.addr, f"{registry.addr}/a:1")
+    rc, out, _ = run_image("gc", "--store", store, "--keep", b["id"])
+    assert rc == 0 and out["deleted"] == [a["id"]] and out["blobs_removed"] >= 3, out
+    rc, ls, _ = run_image("ls", "--store", store)
+    assert [i["id"] for i in ls["images"]] == [b["id"]]
+    rc, ins, _ = run_image("inspect", "--store", store, b["id"][7:19])
+    assert rc == 0 and ins["ref"] == b["ref"] and Path(ins["rootfs"], "other.txt").exists()
+    blobs = set(os.listdir(store / "blobs/sha256"))
+    assert b["id"][7:] in blobs and b["digest"][7:] in blobs and a["id"][7:] not in blobs
+    rc, out, _ = run_image("gc", "--store", store)
+    assert rc == 0 and out["deleted"] == [b["id"]]
+    assert os.listdir(store / "blobs/sha256") == [] and os.listdir(store / "rootfs") == []
+
+
+def test_concurrent_pulls_share_the_store(registry, image, tmp_path):
+    push(image, f"{registry.addr}/busybox:latest")
+    store = tmp_path / "store"
+    results = []
+
+    def one():
+        results.append(pull(store, registry.addr, f"{registry.addr}/busybox:latest"))
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert [r[0] for r in results] == [0] * 4, results
+    assert len({r[1]["rootfs"] for r in results}) == 1
+    assert len(os.listdir(store / "rootfs")) == 1
+    assert_default_rootfs(results[0][1]["rootfs"])
