@@ -13,6 +13,7 @@
 struct api__waiter;
 struct api__node_read;
 struct api__fanout;
+struct api__image_op;
 
 struct common_httpc;
 struct rs_node;
@@ -36,6 +37,9 @@ struct api_server {
     void *node_logs_data;
     struct api__node_read *node_reads; /* parked POST /v1/node/logs reads (logs.c) */
     struct api__fanout *fanouts;       /* POST /v1/logs waiting for nodes (logs_fanout.c) */
+    api_node_images_cb node_images;
+    void *node_images_data;
+    struct api__image_op *image_ops; /* image commands under way (images.c) */
     int closing;
 };
 
@@ -43,7 +47,7 @@ struct api_server {
 struct api__call {
     struct api_server *srv;
     struct api_http_req *req;                /* answered (and freed) by the reply functions */
-    char arg[64];                            /* the {name} segment of the path, if any */
+    char arg[512];                           /* the {name} segment of the path, if any */
     void (*handler)(struct api__call *call); /* set while a consistent read waits */
 };
 
@@ -158,6 +162,16 @@ void api__node_logs(struct api__call *call);
 /* Answers every parked log read and every POST /v1/logs still waiting for
  * nodes (with what it has); cancels their requests to other nodes. */
 void api__logs_release(struct api_server *srv);
+/* Node-local images (images.c): GET /v1/node/images, POST
+ * /v1/node/images/load and /gc, DELETE /v1/node/images/{ref-or-id}, run by
+ * the agent's image helper. */
+void api__node_images_ls(struct api__call *call);
+void api__node_images_load(struct api__call *call);
+void api__node_images_gc(struct api__call *call);
+void api__node_images_rm(struct api__call *call);
+/* Answers every image command under way with 503 (shutdown); their
+ * completions are then dropped. */
+void api__images_release(struct api_server *srv);
 
 /* events.c: GET /v1/events, the event stream (raft/events.h) as NDJSON. */
 void api__events(struct api__call *call);

@@ -21,6 +21,14 @@ typedef const char *(*api_server_manager_cb)(void *data);
  * API parks a request that waits for new lines and calls it again. */
 typedef int (*api_node_logs_cb)(void *data, const json_t *query, json_t **answer, char *errmsg);
 
+/* Runs an image command on this node (agent_images_run): argv (borrowed,
+ * NULL-terminated) is "ls" | "load" PATH | "rm" REF | "gc". done is called
+ * exactly once, later, with op and the command's answer (borrowed) or NULL
+ * and errmsg (borrowed). */
+typedef void (*api_node_images_done_cb)(void *op, const json_t *answer, const char *errmsg);
+typedef void (*api_node_images_cb)(void *data, const char *const *argv,
+                                   api_node_images_done_cb done, void *op);
+
 struct api_server_config {
     const char *listen;               /* borrowed: "ip:port" of the API */
     const char *token;                /* borrowed: the admin token */
@@ -33,6 +41,8 @@ struct api_server_config {
     const char *credential;     /* borrowed: this node's credential (managers asking its logs) */
     api_node_logs_cb node_logs; /* NULL: POST /v1/node/logs answers 503 */
     void *node_logs_data;
+    api_node_images_cb node_images; /* NULL: /v1/node/images answers 503 */
+    void *node_images_data;
 };
 
 /* Starts serving on cfg->listen. loop and store are borrowed and must
