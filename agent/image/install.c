@@ -86,6 +86,21 @@ static int record(struct img_ctx *c, const char *ref, const struct img_manifest 
         json_array_append_new(blobs, json_string(m->layers[i]));
         size += blob_size(c, m->layers[i]);
     }
+    /* The same image by another manifest (a docker save of an OCI image):
+     * its blobs stay referenced while the image is there. */
+    json_t *old =
+               json_object_get(json_object_get(json_object_get(idx, "images"), m->config), "blobs"),
+           *d;
+    size_t i;
+    json_array_foreach(old, i, d)
+    {
+        size_t k;
+        json_t *e;
+        int have = 0;
+        json_array_foreach(blobs, k, e) have |= json_equal(e, d);
+        if (!have)
+            json_array_append(blobs, d);
+    }
     const char *created = json_string_value(json_object_get(cfg, "created"));
     json_t *img = json_pack("{s:s,s:o,s:s,s:I}", "digest", m->digest, "blobs", blobs, "created",
                             created ? created : "", "size", (json_int_t)size);

@@ -338,3 +338,55 @@ def test_concurrent_pulls_share_the_store(registry, image, tmp_path):
     assert len({r[1]["rootfs"] for r in results}) == 1
     assert len(os.listdir(store / "rootfs")) == 1
     assert_default_rootfs(results[0][1]["rootfs"])
+
+
+def test_node_image_api_and_cli(make_node, registry, image, tmp_path):
+    n = make_node(start=False)
+    n.extra_args = ["--insecure-registry", registry.addr, "--registry-auth",
+                    str(it.auth_file(tmp_path / "auth.json", registry.addr, "u", "p"))]
+    n.start()
+    # load through the CLI, with a path relative to the CLI's directory
+    oci = it.oci_tarball(image, n.base / "busybox-oci.tar")
+    p = n.cli("image", "load", oci.name)
+    assert p.returncode == 0, p.stderr
+    assert "Loaded busybox:latest" in p.stdout
+    saved = it.docker_save_tarball(image, tmp_path / "save.tar", "local/web:2")
+    st, _, body = n.api("POST", "/v1/node/images/load", {"path": str(saved)})
+    assert st == 200 and body["loaded"][0]["ref"] == "local/web:2", body
+    img_id = body["loaded"][0]["id"]
+    store = n.data_dir / "images"
+    assert Path(body["loaded"][0]["rootfs"]).parent == store / "rootfs"
+    # ls: API, JSON and table
+    st, _, body = n.api("GET", "/v1/node/images")
+    assert st == 200 and [i["id"] for i in body["images"]] == [img_id]
+    assert sorted(body["images"][0]["refs"]) == ["busybox:latest", "local/web:2"]
+    p = n.cli("image", "ls", "-o", "json")
+    assert p.returncode == 0 and json.loads(p.stdout) == body
+    p = n.cli("image", "ls")
+    assert p.returncode == 0 and "busybox:latest" in p.stdout and img_id[7:19] in p.stdout
+    # errors
+    st, _, body = n.api("GET", "/v1/node/images", token=None)
+    assert st == 401
+    st, _, body = n.api("POST", "/v1/node/images/load", {"path": "relative.tar"})
+    assert st == 400 and body["field"] == "path", body
+    st, _, body = n.api("POST", "/v1/node/images/load", {"path": str(tmp_path / "none.tar")})
+    assert st == 400 and "none.tar" in body["error"], body
+    st, _, body = n.api("DELETE", "/v1/node/images/nothere%3A1")
+    assert st == 404 and "not in store" in body["error"], body
+    p = n.cli("image", "rm", "nothere:1")
+    assert p.returncode == 1 and "not in store" in p.stderr
+    # rm of a url-encoded ref, then of the last ref
+    st, _, body = n.api("DELETE", "/v1/node/images/local%2Fweb%3A2")
+    assert st == 200 and body == {"untagged": ["local/web:2"], "deleted": [],
+                                  "blobs_removed": 0, "bytes_freed": 0}, body
+    p = n.cli("image", "rm", "busybox:latest")
+    assert p.returncode == 0 and f"Deleted: {img_id}" in p.stdout, p.stdout
+    assert os.listdir(store / "rootfs") == []
+    # gc
+    p = n.cli("image", "load", oci.name)
+    assert p.returncode == 0, p.stderr
+    p = n.cli("image", "gc")
+    assert p.returncode == 0 and f"Deleted: {img_id}" in p.stdout, p.stdout
+    st, _, body = n.api("POST", "/v1/node/images/gc")
+    assert st == 200 and body["deleted"] == [], body
+    assert os.listdir(store / "blobs/sha256") == []
