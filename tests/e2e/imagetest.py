@@ -36,7 +36,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from shoaltest import BUILD, free_ports, wait_until
+from shoaltest import BUILD, SANITIZER_MARKS, free_ports, wait_until
 
 SHOAL_IMAGE = BUILD / "shoal-image"
 BUSYBOX = "/bin/busybox"
@@ -151,7 +151,7 @@ def build_image(tmp_dir, name="busybox", tag="latest", extra_layers=(), layers=N
                 config=None, compression="gzip"):
     """Writes an OCI image layout under tmp_dir and returns its path.
 
-    compression: "gzip" or None (plain tar layers)."""
+    compression: "gzip", "zstd" or None (plain tar layers)."""
     layout = Path(tmp_dir) / f"oci-{name.replace('/', '_')}-{tag}"
     layout.mkdir(parents=True, exist_ok=True)
     descs, diff_ids = [], []
@@ -160,6 +160,10 @@ def build_image(tmp_dir, name="busybox", tag="latest", extra_layers=(), layers=N
         diff_ids.append(_sha(raw))
         if compression == "gzip":
             blob, mt = gzip.compress(raw, compresslevel=1, mtime=0), "tar+gzip"
+        elif compression == "zstd":
+            blob = subprocess.run(["zstd", "-q", "-c"], input=raw, capture_output=True,
+                                  check=True, timeout=60).stdout
+            mt = "tar+zstd"
         else:
             blob, mt = raw, "tar"
         descs.append({"mediaType": f"application/vnd.oci.image.layer.v1.{mt}",
@@ -293,9 +297,12 @@ class Registry:
         self.proc = None
 
 
-def push(layout, ref, tag="latest", creds=None, timeout=120):
-    """skopeo copy oci:LAYOUT:TAG docker://REF over plain HTTP."""
+def push(layout, ref, tag="latest", creds=None, timeout=120, docker_format=False):
+    """skopeo copy oci:LAYOUT:TAG docker://REF over plain HTTP (with
+    docker_format: converted to a Docker v2 schema 2 manifest)."""
     cmd = ["skopeo", "copy", "--quiet", "--dest-tls-verify=false"]
+    if docker_format:
+        cmd += ["--format", "v2s2"]
     if creds:
         cmd += ["--dest-creds", f"{creds[0]}:{creds[1]}"]
     cmd += [f"oci:{layout}:{tag}", f"docker://{ref}"]
@@ -315,6 +322,8 @@ def run_image(*args, timeout=60):
     """Runs build/shoal-image; returns (returncode, parsed stdout, stderr)."""
     r = subprocess.run([str(SHOAL_IMAGE), *map(str, args)], capture_output=True, text=True,
                        timeout=timeout, check=False)
+    for mark in SANITIZER_MARKS:
+        assert mark not in r.stderr, f"shoal-image {args}: sanitizer report:\n{r.stderr}"
     try:
         out = json.loads(r.stdout) if r.stdout.strip() else None
     except ValueError:

@@ -67,6 +67,27 @@ def test_pull_by_tag_and_by_digest(registry, image, tmp_path):
     assert rc == 0 and ins["id"] == out["id"] and ins["config"] == out["config"]
 
 
+@pytest.mark.parametrize("compression", ["zstd", None])
+def test_zstd_and_plain_tar_layers(registry, tmp_path, compression):
+    layout = build_image(tmp_path / "img", compression=compression)
+    ref = f"{registry.addr}/c:{compression or 'tar'}"
+    push(layout, ref)
+    rc, out, err = pull(tmp_path / "store", registry.addr, ref)
+    assert rc == 0, (out, err)
+    assert_default_rootfs(out["rootfs"])
+
+
+def test_docker_v2_schema2_manifest(registry, image, tmp_path):
+    ref = f"{registry.addr}/docker/busybox:v2"
+    push(image, ref, docker_format=True)
+    rc, out, err = pull(tmp_path / "store", registry.addr, ref)
+    assert rc == 0, (out, err)
+    blob = tmp_path / "store/blobs/sha256" / out["digest"][7:]
+    assert "vnd.docker.distribution.manifest.v2+json" in blob.read_text()
+    assert_default_rootfs(out["rootfs"])
+    assert out["config"]["WorkingDir"] == "/var/www"
+
+
 def test_second_pull_reuses_the_rootfs(registry, image, tmp_path):
     ref = f"{registry.addr}/busybox"  # tag latest
     push(image, ref + ":latest")
