@@ -318,8 +318,28 @@ static void add_waiter(struct run *r, agent_images_cb get_cb, agent_images_run_c
     *p = w;
 }
 
+void agent_images_cancel(struct agent_images *im, void *data)
+{
+    for (struct run *r = im->runs; r; r = r->next) {
+        struct waiter **p = &r->waiters;
+        while (*p) {
+            struct waiter *w = *p;
+            if (w->data == data) {
+                *p = w->next;
+                free(w);
+            } else {
+                p = &w->next;
+            }
+        }
+    }
+}
+
 void agent_images_get(struct agent_images *im, const char *ref, agent_images_cb cb, void *data)
 {
+    if (im->closing) {
+        cb(data, NULL, "shutting down");
+        return;
+    }
     for (struct run *r = im->runs; r; r = r->next) {
         if (r->key && strcmp(r->key, ref) == 0 && !r->done) {
             add_waiter(r, cb, NULL, data);
@@ -348,6 +368,10 @@ void agent_images_run(struct agent_images *im, const char *const *argv, agent_im
     size_t n = 4;
     json_t *keep = NULL, *id;
     size_t i;
+    if (im->closing) {
+        cb(data, NULL, "shutting down");
+        return;
+    }
     int keeps = strcmp(argv[0], "rm") == 0 || strcmp(argv[0], "gc") == 0;
     if (keeps && im->in_use)
         keep = im->in_use(im->in_use_data);

@@ -47,7 +47,9 @@ int agent_images_init(struct agent_images **out, uv_loop_t *loop,
 
 /* Kills running helpers, calls every pending callback (synchronously, from
  * inside this call) with img/answer NULL and errmsg "shutting down", and
- * frees the service once its handles are closed (the loop must run). */
+ * frees the service once its handles are closed (the loop must run). A get
+ * or run made from such a callback is answered at once with the same error.
+ * Callers whose data dies earlier use agent_images_cancel first. */
 void agent_images_close(struct agent_images *im);
 
 /* Sets the hook that lists the image ids in use (default: none). */
@@ -58,6 +60,11 @@ void agent_images_set_in_use(struct agent_images *im, agent_images_in_use_cb fn,
  * requests for the same REF share one helper run. cb is called exactly
  * once, always later from the loop (never from inside this call). */
 void agent_images_get(struct agent_images *im, const char *ref, agent_images_cb cb, void *data);
+
+/* Forgets every pending callback whose data is data, so
+ * that it is never called: for a caller about to free data. The helper run
+ * goes on for the other waiters. */
+void agent_images_cancel(struct agent_images *im, void *data);
 
 /* Runs `shoal-image ARGV[0] --store DIR ... ARGV[1..]` (argv borrowed,
  * NULL-terminated; ARGV[0] one of ls, load, inspect, rm, gc); rm and gc get

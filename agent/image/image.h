@@ -99,6 +99,8 @@ struct img_manifest {
     char digest[IMG_DIGEST_SIZE]; /* manifest */
     char config[IMG_DIGEST_SIZE];
     char layers[IMG_MAX_LAYERS][IMG_DIGEST_SIZE];
+    int64_t config_size; /* from the descriptors; -1 when not given */
+    int64_t layer_sizes[IMG_MAX_LAYERS];
     size_t n_layers;
 };
 /* Parses an image manifest document into m (digest left untouched). */
@@ -127,8 +129,9 @@ void img_reg_close(struct img_reg *g);
  * registry cannot be reached. */
 int img_reg_manifest(struct img_reg *g, const char *what, char **body, size_t *len, char *ctype,
                      size_t ctype_size);
-/* Fetches a blob into the store, verifying its digest (no-op if present). */
-int img_reg_blob(struct img_reg *g, const char *digest);
+/* Fetches a blob into the store, verifying its digest (no-op if present);
+ * more than size bytes (when size >= 0) fails at once. */
+int img_reg_blob(struct img_reg *g, const char *digest, int64_t size);
 
 /* pull.c, load.c */
 /* Picks the linux/amd64 entry of an index or manifest list. */

@@ -7,12 +7,17 @@
 #include "agent/image/image.h"
 #include "common/util.h"
 
-static int descriptor_digest(struct img_ctx *c, json_t *d, const char *what, char *out)
+static int descriptor_digest(struct img_ctx *c, json_t *d, const char *what, char *out,
+                             int64_t *size)
 {
     const char *digest = json_string_value(json_object_get(d, "digest"));
+    json_t *sz = json_object_get(d, "size");
     if (!img_digest_valid(digest))
         return img_fail(c, -EINVAL, "manifest: %s has no valid sha256 digest", what);
+    if (sz && (!json_is_integer(sz) || json_integer_value(sz) < 0))
+        return img_fail(c, -EINVAL, "manifest: %s has a bad size", what);
     common_strlcpy(out, digest, IMG_DIGEST_SIZE);
+    *size = sz ? (int64_t)json_integer_value(sz) : -1;
     return 0;
 }
 
@@ -24,7 +29,8 @@ int img_manifest_parse(struct img_ctx *c, const char *buf, size_t len, struct im
     if (json_integer_value(json_object_get(doc, "schemaVersion")) != 2)
         return img_fail(c, -EINVAL, "manifest: schemaVersion is not 2");
     json_t *layers = json_object_get(doc, "layers");
-    if (descriptor_digest(c, json_object_get(doc, "config"), "config", m->config) != 0)
+    if (descriptor_digest(c, json_object_get(doc, "config"), "config", m->config,
+                          &m->config_size) != 0)
         return -EINVAL;
     if (!json_is_array(layers) || json_array_size(layers) > IMG_MAX_LAYERS)
         return img_fail(c, -EINVAL, "manifest: layers missing or more than %d", IMG_MAX_LAYERS);
@@ -34,7 +40,7 @@ int img_manifest_parse(struct img_ctx *c, const char *buf, size_t len, struct im
         const char *mt = json_string_value(json_object_get(l, "mediaType"));
         if (mt && (strstr(mt, "foreign") || strstr(mt, "nondistributable")))
             return img_fail(c, -ENOTSUP, "manifest: layer %zu has unsupported type %s", i, mt);
-        if (descriptor_digest(c, l, "a layer", m->layers[i]) != 0)
+        if (descriptor_digest(c, l, "a layer", m->layers[i], &m->layer_sizes[i]) != 0)
             return -EINVAL;
     }
     return 0;

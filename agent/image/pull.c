@@ -76,11 +76,11 @@ static int resolve(struct img_ctx *c, const struct img_ref *r, struct img_manife
         free(txt);
     }
     if (rv == 0)
-        rv = img_reg_blob(g, m->config);
+        rv = img_reg_blob(g, m->config, m->config_size);
     char rootfs[4200];
     snprintf(rootfs, sizeof(rootfs), "%s/rootfs/%s", c->store, m->config + 7);
     for (size_t i = 0; rv == 0 && i < m->n_layers && access(rootfs, F_OK) != 0; i++)
-        rv = img_reg_blob(g, m->layers[i]);
+        rv = img_reg_blob(g, m->layers[i], m->layer_sizes[i]);
     img_reg_close(g);
     return rv;
 }

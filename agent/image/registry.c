@@ -37,6 +37,7 @@ struct sink {
     size_t len, max;
     int fd;
     struct img_hash *hash;
+    int64_t limit, written; /* file: fail past limit (when >= 0) */
     int failed;
 };
 
@@ -56,6 +57,9 @@ static size_t on_body(char *p, size_t size, size_t n, void *data)
         s->mem[s->len] = '\0';
         return len;
     }
+    s->written += (int64_t)len;
+    if (s->limit >= 0 && s->written > s->limit)
+        return s->failed = 3, 0;
     img_hash_update(s->hash, p, len);
     for (size_t done = 0; done < len;) {
         ssize_t w = write(s->fd, p + done, len - done);
@@ -128,6 +132,9 @@ static int request(struct img_reg *g, const char *url, const char *accept, const
         return img_fail(g->c, -EFBIG, "%s: response larger than %zu bytes", url, s->max);
     if (s->failed == 2)
         return img_fail(g->c, -EIO, "%s: writing to the store: %s", url, strerror(errno));
+    if (s->failed == 3)
+        return img_fail(g->c, -EBADMSG, "%s: more than the %lld bytes its descriptor says", url,
+                        (long long)s->limit);
     if (cc != CURLE_OK)
         return img_fail(g->c, -EHOSTUNREACH, "cannot reach registry %s: %s", g->host,
                         g->curl_err[0] ? g->curl_err : curl_easy_strerror(cc));
@@ -344,7 +351,7 @@ int img_reg_manifest(struct img_reg *g, const char *what, char **body, size_t *l
     return 0;
 }
 
-int img_reg_blob(struct img_reg *g, const char *digest)
+int img_reg_blob(struct img_reg *g, const char *digest, int64_t size)
 {
     char path[1024], tmp[PATH_MAX], got[IMG_DIGEST_SIZE];
     if (img_blob_exists(g->c, digest))
@@ -354,7 +361,7 @@ int img_reg_blob(struct img_reg *g, const char *digest)
         return fd;
     struct img_hash h;
     img_hash_init(&h);
-    struct sink s = {.g = g, .fd = fd, .hash = &h};
+    struct sink s = {.g = g, .fd = fd, .hash = &h, .limit = size};
     snprintf(path, sizeof(path), "/v2/%s/blobs/%s", g->repo, digest);
     int code = get(g, path, NULL, &s);
     if (code != 200) {

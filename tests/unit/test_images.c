@@ -220,6 +220,19 @@ static void test_close_with_pending(void **state)
     assert_string_equal(r[1].err, "shutting down");
 }
 
+static void test_cancel(void **state)
+{
+    struct fixture *f = *state;
+    struct result r[2] = {0};
+    agent_images_get(f->im, "127.0.0.1:5000/a:sleep", got_image, &r[0]);
+    agent_images_get(f->im, "127.0.0.1:5000/a:sleep", got_image, &r[1]);
+    agent_images_cancel(f->im, &r[0]);
+    run_until(f, &r[1], 1);
+    assert_int_equal(r[0].called, 0);
+    assert_int_equal(r[1].called, 1);
+    assert_string_equal(r[1].ref, "127.0.0.1:5000/a:sleep");
+}
+
 static void test_missing_helper(void **state)
 {
     struct fixture *f = *state;
@@ -245,6 +258,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_passes_store_and_keeps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_puts_operands_after_dashdash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_with_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_helper, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
