@@ -158,6 +158,24 @@ def test_unreachable_registry_fails_fast_then_local_copy(registry, image, tmp_pa
     assert out2["id"] == out["id"] and "local copy" in err
 
 
+def test_silent_registry_times_out(tmp_path):
+    """A registry that accepts connections and never answers fails the pull
+    by the low-speed timeout (10 s), not never."""
+    import socket  # pylint: disable=import-outside-toplevel
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    addr = f"127.0.0.1:{srv.getsockname()[1]}"
+    try:
+        t0 = time.monotonic()
+        rc, out, _ = pull(tmp_path / "store", addr, f"{addr}/busybox:latest")
+        took = time.monotonic() - t0
+    finally:
+        srv.close()
+    assert rc == 1 and "cannot reach registry" in out["error"], out
+    assert 5 < took < 20, took
+
+
 def test_plain_http_needs_insecure_registry(registry, image, tmp_path):
     push(image, f"{registry.addr}/busybox:latest")
     rc, out, _ = run_image("pull", "--store", tmp_path / "s", f"{registry.addr}/busybox:latest")
