@@ -28,6 +28,9 @@ struct options {
     unsigned heartbeat_ms;
     unsigned node_heartbeat_ms;
     unsigned node_down_ms;
+    /* container networking (agent/net.h); NULL for the defaults */
+    const char *bridge;
+    const char *bridge_subnet;
 };
 
 struct daemon {

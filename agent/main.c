@@ -111,6 +111,9 @@ static void supervisor_manager_failed(void *data)
 static int start(struct daemon *d, const struct options *o, char *errmsg)
 {
     int rv = node_setup(d, o, errmsg);
+    if (rv == 0)
+        rv = agent_net_config_init(&d->node.net, d->node.data_dir, o->bridge, o->bridge_subnet,
+                                   errmsg);
     if (rv != 0)
         return rv;
     d->manager = strcmp(d->node.role, "manager") == 0;
@@ -189,7 +192,16 @@ int main(int argc, char **argv)
     if (d.reexec) {
         /* The node's role changed: start again as what it now is. */
         LOGI("shoald: restarting as a %s", d.node.role);
-        char *args[] = {argv[0], "--data-dir", d.node.data_dir, NULL};
+        char *args[] = {argv[0], "--data-dir", d.node.data_dir, NULL, NULL, NULL, NULL, NULL};
+        char **more = args + 3;
+        if (o.bridge) {
+            *more++ = "--bridge";
+            *more++ = (char *)o.bridge;
+        }
+        if (o.bridge_subnet) {
+            *more++ = "--bridge-subnet";
+            *more++ = (char *)o.bridge_subnet;
+        }
         execv("/proc/self/exe", args);
         LOGE("shoald: re-exec: %s", strerror(errno));
         return 1;

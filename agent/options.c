@@ -29,6 +29,8 @@ static void usage(FILE *f)
             "  --restore FILE            with --bootstrap: start from a backup\n"
             "  --election-timeout D      Raft election timeout (default 750ms)\n"
             "  --heartbeat-timeout D     Raft heartbeat interval (default 100ms)\n"
+            "  --bridge NAME             container bridge (default " AGENT_NET_DEFAULT_BR ")\n"
+            "  --bridge-subnet CIDR      its IPv4 subnet (default " AGENT_NET_DEFAULT_CIDR ")\n"
             "  --log-level LEVEL         error, warn, info, debug or trace (default info)\n"
             "  -h, --help                this help\n"
             "Later starts need only --data-dir.\n");
@@ -63,6 +65,8 @@ enum {
     O_ELECT,
     O_HB,
     O_LOG,
+    O_BRIDGE,
+    O_BRIDGE_SUBNET,
 };
 
 static const struct option longopts[] = {
@@ -83,6 +87,8 @@ static const struct option longopts[] = {
     {"election-timeout", required_argument, NULL, O_ELECT},
     {"heartbeat-timeout", required_argument, NULL, O_HB},
     {"log-level", required_argument, NULL, O_LOG},
+    {"bridge", required_argument, NULL, O_BRIDGE},
+    {"bridge-subnet", required_argument, NULL, O_BRIDGE_SUBNET},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -151,6 +157,17 @@ static int one_option(int c, struct options *o)
             return 0;
         fprintf(stderr, "shoald: --log-level: unknown level \"%s\"\n", optarg);
         return -1;
+    case O_BRIDGE:
+    case O_BRIDGE_SUBNET: {
+        /* checked here so that a bad value stops shoald at once */
+        struct agent_net_config probe;
+        char errmsg[256];
+        *(c == O_BRIDGE ? &o->bridge : &o->bridge_subnet) = optarg;
+        if (agent_net_config_init(&probe, "/", o->bridge, o->bridge_subnet, errmsg) == 0)
+            return 0;
+        fprintf(stderr, "shoald: %s\n", errmsg);
+        return -1;
+    }
     case 'h':
         usage(stdout);
         exit(0);
