@@ -416,9 +416,12 @@ static int build(const struct agent_net_config *cfg, const struct agent_net__all
         snprintf(errmsg, 256, "%s", why);
         return rv;
     }
+    /* hairpin: with br_netfilter, DNAT of a task's own published port
+     * (through the gateway) bridges the frame back out the port it came in */
     snprintf(script, sizeof(script),
-             "link add %s type veth peer name eth0 netns %s\nlink set %s master %s up\n", a->veth,
-             t->netns, a->veth, cfg->bridge);
+             "link add %1$s type veth peer name eth0 netns %2$s\nlink set %1$s master %3$s up\n"
+             "link set %1$s type bridge_slave hairpin on\n",
+             a->veth, t->netns, cfg->bridge);
     const char *batch[] = {"ip", "-batch", "-", NULL};
     if ((rv = agent_net__run(batch, script, NULL, why)) != 0) {
         snprintf(errmsg, 256, "veth %s: %s", a->veth, why);

@@ -80,6 +80,22 @@ static int http_get(const char *ip, int port)
     return strstr(buf, BODY) != NULL;
 }
 
+/* http_get from inside the netns at path (a forked child joins it). */
+static int http_get_from(const char *netns, const char *ip, int port)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(netns, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || setns(fd, CLONE_NEWNET) != 0)
+            _exit(2);
+        _exit(http_get(ip, port) ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 /* Starts busybox httpd on port 80 inside netns; returns its pid. */
 static pid_t start_httpd(const char *netns)
 {
@@ -216,10 +232,24 @@ static void test_second_task_and_conflicts(void **state)
 {
     (void)state;
     char errmsg[256] = "";
-    struct agent_net_task t;
+    struct agent_net_task t, t1;
     const struct agent_net_port p2[] = {{18081, 8080, "tcp"}, {18081, 53, "udp"}};
     assert_int_equal(agent_net_task_setup(&cfg, "t2", p2, 2, &t, errmsg), 0);
     assert_string_equal(t.ip, "10.88.0.3");
+    /* from one container to another: directly, and through the other's
+     * published port on the gateway (hairpin, masqueraded) */
+    assert_int_equal(
+        agent_net_task_setup(&cfg, "t0123456789abcdef01234567", web_port, 1, &t1, errmsg), 0);
+    pid_t httpd = start_httpd(t1.netns);
+    int ok_wait = wait_http("127.0.0.1", 18080);
+    int ok_direct = http_get_from(t.netns, t1.ip, 80);
+    int ok_hairpin = http_get_from(t.netns, t.gateway, 18080);
+    int ok_self = http_get_from(t1.netns, t1.gateway, 18080);
+    stop(httpd);
+    assert_true(ok_wait);
+    assert_true(ok_direct);
+    assert_true(ok_hairpin);
+    assert_true(ok_self);
     assert_true(contains("nft list map ip shoal ports", "udp . 18081 : 10.88.0.3 . 53"));
     /* a port another task publishes */
     assert_int_equal(agent_net_task_setup(&cfg, "t3", web_port, 1, &t, errmsg), -EADDRINUSE);
