@@ -32,6 +32,9 @@ struct options {
     const char *insecure_registries[AGENT_MAX_REGISTRIES]; /* --insecure-registry */
     unsigned n_insecure;
     const char *registry_auth; /* --registry-auth FILE, or NULL */
+    /* container networking (agent/net.h); NULL for the defaults */
+    const char *bridge;
+    const char *bridge_subnet;
 };
 
 struct daemon {

@@ -133,6 +133,9 @@ static int start_images(struct daemon *d, const struct options *o, char *errmsg)
 static int start(struct daemon *d, const struct options *o, char *errmsg)
 {
     int rv = node_setup(d, o, errmsg);
+    if (rv == 0)
+        rv = agent_net_config_init(&d->node.net, d->node.data_dir, o->bridge, o->bridge_subnet,
+                                   errmsg);
     if (rv != 0)
         return rv;
     d->manager = strcmp(d->node.role, "manager") == 0;
@@ -216,7 +219,7 @@ int main(int argc, char **argv)
     if (d.reexec) {
         /* The node's role changed: start again as what it now is. */
         LOGI("shoald: restarting as a %s", d.node.role);
-        char *args[8 + 2 * AGENT_MAX_REGISTRIES] = {argv[0], "--data-dir", d.node.data_dir};
+        char *args[12 + 2 * AGENT_MAX_REGISTRIES] = {argv[0], "--data-dir", d.node.data_dir};
         size_t n = 3;
         for (unsigned i = 0; i < o.n_insecure; i++) {
             args[n++] = "--insecure-registry";
@@ -225,6 +228,14 @@ int main(int argc, char **argv)
         if (o.registry_auth) {
             args[n++] = "--registry-auth";
             args[n++] = (char *)o.registry_auth;
+        }
+        if (o.bridge) {
+            args[n++] = "--bridge";
+            args[n++] = (char *)o.bridge;
+        }
+        if (o.bridge_subnet) {
+            args[n++] = "--bridge-subnet";
+            args[n++] = (char *)o.bridge_subnet;
         }
         execv("/proc/self/exe", args);
         LOGE("shoald: re-exec: %s", strerror(errno));
