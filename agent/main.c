@@ -166,7 +166,8 @@ static int start(struct daemon *d, const struct options *o, char *errmsg)
         rv = agent_heartbeat_start(&d->heartbeat, &d->loop, &d->node, agent_daemon_on_role, d);
     struct agent_supervisor_managers managers = {supervisor_manager, supervisor_manager_failed, d};
     if (rv == 0)
-        rv = agent_supervisor_start(&d->supervisor, &d->loop, &d->node, &managers, errmsg);
+        rv = agent_supervisor_start(&d->supervisor, &d->loop, &d->node, &managers, d->images,
+                                    errmsg);
     if (rv != 0 && !errmsg[0])
         snprintf(errmsg, 256, "start: %s", strerror(-rv));
     return rv;
