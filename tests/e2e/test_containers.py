@@ -316,3 +316,42 @@ def test_shoald_restart_keeps_containers(cc, reg):
     finally:
         print("LEFT", leftovers(c, ids))
     assert not leftovers(c, ids), leftovers(c, ids)
+
+
+def test_containers_removed_while_shoald_was_away_are_cleaned(cc, reg):
+    c = cc
+    spec = svc(reg, "c-away", 1, command=["/bin/sleep", "100000"],
+               ports=[{"published": free_ports(1)[0], "target": 9}])
+    spec["placement"] = {"constraints": ["node.role==worker"]}
+    c.write("POST", "/v1/services", spec)
+    t = wait_until(lambda: running(c, "c-away", 1), 60, what="running")[0]
+    worker = node_of(c, t)
+    worker.kill9()
+    c.write("DELETE", "/v1/services/c-away")
+    worker.start()
+    c.wait_ready()
+    wait_until(lambda: not tasks(c, "c-away"), 30, what="the task gone")
+    wait_until(lambda: not leftovers(c, [t["id"]]), 30, what="nothing left")
+    assert not (worker.data_dir / "tasks" / t["id"]).exists()
+
+
+def test_rolling_update_of_containers_and_bridge_http_health(cc, reg):
+    c = cc
+    port = free_ports(1)[0]
+    spec = svc(reg, "c-roll", 3, ports=[{"published": port, "target": 8080}],
+               health={"type": "http", "port": 8080, "path": "/", "interval": "200ms"})
+    spec["update"] = {"parallelism": 1, "order": "start-first", "monitor": "0s"}
+    c.write("POST", "/v1/services", spec)
+    ts = wait_until(lambda: running(c, "c-roll", 3), 60, what="3 running")
+    wait_until(lambda: all((t.get("health") or {}).get("status") == "healthy"
+                           for t in wanted(c, "c-roll")), 30, what="healthy through the bridge")
+    spec["task"]["env"] = {"VERSION": "2"}
+    c.write("PUT", "/v1/services/c-roll", spec)
+    r = c.any_manager().cli("rollout", "status", "c-roll", "--timeout", "90s", timeout=120)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    after = wait_until(lambda: running(c, "c-roll", 3), 30, what="3 running the new spec")
+    assert not {t["id"] for t in after} & {t["id"] for t in ts}
+    assert http_get(f"127.0.0.1:{port}") == "hello from shoal\n"
+    ids = [t["id"] for t in ts + after]
+    delete(c, "c-roll")
+    wait_until(lambda: not leftovers(c, ids), 30, what="nothing left")
