@@ -421,12 +421,35 @@ static void teardown(const char *data_dir, const char *runc_root, const char *ru
     rmdir(path);
 }
 
+/* A port without a target goes to the one the image exposes for its
+ * protocol ("80/tcp" in ExposedPorts), else to the published port. */
+static int default_target(const json_t *image_config, const struct agent_net_port *p)
+{
+    const char *key;
+    json_t *v;
+    int found = 0, n = 0;
+    json_object_foreach((json_t *)json_object_get(image_config, "ExposedPorts"), key, v)
+    {
+        char proto[8] = "tcp";
+        int port = 0;
+        if (sscanf(key, "%d/%7s", &port, proto) >= 1 && strcmp(proto, p->proto) == 0 &&
+            port > 0 && port < 65536) {
+            found = port;
+            n++;
+        }
+    }
+    return n == 1 ? found : p->published;
+}
+
 static int setup_net(struct agent_runc_prep *r, const char *dir, struct agent_net_task *net,
                      char *errmsg)
 {
     memset(net, 0, sizeof(*net));
     if (!r->bridge)
         return 0;
+    for (size_t i = 0; i < r->n_ports; i++)
+        if (r->ports[i].target == 0)
+            r->ports[i].target = default_target(r->image_config, &r->ports[i]);
     int rv = agent_net_ensure(&r->net, errmsg);
     rv = rv ?: agent_net_task_setup(&r->net, r->id, r->ports, r->n_ports, net, errmsg);
     if (rv < 0)

@@ -338,7 +338,8 @@ def test_containers_removed_while_shoald_was_away_are_cleaned(cc, reg):
 def test_rolling_update_of_containers_and_bridge_http_health(cc, reg):
     c = cc
     port = free_ports(1)[0]
-    spec = svc(reg, "c-roll", 3, ports=[{"published": port, "target": 8080}],
+    # No target: the port the image exposes (ExposedPorts 8080/tcp).
+    spec = svc(reg, "c-roll", 3, ports=[{"published": port}],
                health={"type": "http", "port": 8080, "path": "/", "interval": "200ms"})
     spec["update"] = {"parallelism": 1, "order": "start-first", "monitor": "0s"}
     c.write("POST", "/v1/services", spec)
