@@ -356,3 +356,29 @@ def test_rolling_update_of_containers_and_bridge_http_health(cc, reg):
     ids = [t["id"] for t in ts + after]
     delete(c, "c-roll")
     wait_until(lambda: not leftovers(c, ids), 30, what="nothing left")
+
+
+def test_bind_mount_capabilities_and_stats(cc, reg, tmp_path):
+    c = cc
+    host_dir = tmp_path / "shared"
+    host_dir.mkdir()
+    (host_dir / "from-host.txt").write_text("host data\n")
+    script = ("cat /host/from-host.txt; echo x > /host/new 2>/dev/null && echo bind=rw || "
+              "echo bind=ro; grep CapEff /proc/self/status; sleep 100000")
+    spec = svc(reg, "c-bind", 1, network="host", command=["/bin/sh", "-c", script],
+               cap_add=["NET_ADMIN"], cap_drop=["NET_RAW"],
+               mounts=[{"type": "bind", "source": str(host_dir), "target": "/host",
+                        "read_only": True}])
+    c.write("POST", "/v1/services", spec)
+    t = wait_until(lambda: running(c, "c-bind", 1), 60, what="running")[0]
+    out = wait_until(lambda: "CapEff" in log_of(c, t) and log_of(c, t), 15, what="its output")
+    assert "host data" in out and "bind=ro" in out, out
+    caps = int(re.search(r"CapEff:\s*([0-9a-f]+)", out).group(1), 16)
+    assert caps & (1 << 12), out  # CAP_NET_ADMIN added
+    assert not caps & (1 << 13), out  # CAP_NET_RAW dropped
+    assert not (host_dir / "new").exists()
+    # Live stats come from the container's cgroups.
+    st, _, body = c.any_manager().api("GET", f"/v1/tasks/{t['id']}/stats", token=c.admin_token)
+    assert st == 200, body
+    assert body["pids"] >= 1 and body["memory"] > 0, body
+    delete(c, "c-bind")
