@@ -125,6 +125,16 @@ wait_for() {
     done
 }
 
+# leader_up: whether one of the demo's nodes is the Raft leader.
+leader_up() {
+    for port in $PORTS; do
+        if curl -sf "http://127.0.0.1:$port/v1/health" 2>/dev/null | grep -q '"leader":true'; then
+            return 0
+        fi
+    done
+    return 1
+}
+
 # start_node NAME PORT ARGS...: starts one shoald unless it already runs;
 # ARGS only on its first start. Its bridge options are given every time.
 start_node() {
@@ -181,10 +191,16 @@ start() {
         start_node m2 7080 --join 127.0.0.1:7070 --token "$mgr"
         start_node m3 7090 --join 127.0.0.1:7070 --token "$mgr" --label zone=b
     fi
-    wait_for '[ "$("$B/shoal" node ls -o json 2>/dev/null | grep -c "\"ready\"")" = 3 ]' \
-        "the cluster did not form"
-    wait_for '[ "$("$B/shoal" node ls -o json 2>/dev/null | grep -c "\"voter\"")" = 3 ]' \
-        "the managers did not all become voters"
+    # Every node, not only m1: after a restart a follower has the nodes (and
+    # so the leader's API address, to forward writes to) only once it has
+    # caught up with the leader.
+    wait_for leader_up "no leader was elected"
+    for port in $PORTS; do
+        wait_for '[ "$("$B/shoal" --addr "http://127.0.0.1:$port" node ls -o json 2>/dev/null |
+            grep -c "\"ready\"")" = 3 ]' "the cluster did not form (as :$port sees it)"
+        wait_for '[ "$("$B/shoal" --addr "http://127.0.0.1:$port" node ls -o json 2>/dev/null |
+            grep -c "\"voter\"")" = 3 ]' "the managers did not all become voters (as :$port sees it)"
+    done
     echo "demo: a cluster of 3 managers is up (logs in $DIR)"
     echo "+ shoal node ls"
     "$B/shoal" node ls
