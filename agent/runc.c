@@ -561,7 +561,8 @@ static void cleanup_done(uv_work_t *w, int status)
             t->prep_deferred = 0;
             agent_process_resume_prepare(t);
         } else {
-            agent_supervisor_changed(t->sup, NULL); /* lets the sweep free it */
+            t->dirty = 1; /* ended for real now (agent_task_report) */
+            agent_supervisor_changed(t->sup, t);
         }
     }
     agent_task_unref(t);

@@ -382,3 +382,26 @@ def test_bind_mount_capabilities_and_stats(cc, reg, tmp_path):
     assert st == 200, body
     assert body["pids"] >= 1 and body["memory"] > 0, body
     delete(c, "c-bind")
+
+
+def test_updates_on_one_node_reuse_the_published_port(cc, reg):
+    """The replacement lands on the node the old task leaves: its port is
+    free only once the old container's clean-up is done, which the node
+    reports as the end of the old task."""
+    c = cc
+    port = free_ports(1)[0]
+    # By digest: once present, no registry round trip delays the new task.
+    spec = svc(reg, "c-same", 1, command=["/bin/sleep", "100000"],
+               image=f"{reg.addr}/busybox@{reg.digests['manifest']}",
+               ports=[{"published": port, "target": 9}])
+    spec["placement"] = {"constraints": ["node.name==w1"]}
+    spec["update"] = {"parallelism": 1, "order": "start-first", "monitor": "0s",
+                      "failure_action": "pause"}
+    c.write("POST", "/v1/services", spec)
+    wait_until(lambda: running(c, "c-same", 1), 60, what="running")
+    for i in range(3):
+        spec["task"]["env"] = {"ROUND": str(i)}
+        c.write("PUT", "/v1/services/c-same", spec)
+        r = c.any_manager().cli("rollout", "status", "c-same", "--timeout", "60s", timeout=90)
+        assert r.returncode == 0, (i, r.stdout, r.stderr, tasks(c, "c-same"))
+    delete(c, "c-same")
