@@ -15,8 +15,9 @@ static const struct {
 };
 
 static const char *const snake_names[] = {
-    "ok",       "bad_request", "unauthorized", "not_found", "method_not_allowed",
-    "conflict", "too_large",   "internal",     "no_leader", "unavailable",
+    "ok",          "bad_request",     "unauthorized", "not_found",   "method_not_allowed",
+    "conflict",    "too_large",       "internal",     "bad_gateway", "no_leader",
+    "unavailable", "gateway_timeout",
 };
 
 _Static_assert(ARRAY_SIZE(snake_names) == ARRAY_SIZE(codes), "one snake name per code");
@@ -49,6 +50,10 @@ int api_err_vset(struct api_err *err, enum api_code code, const char *field, con
     case API_NO_LEADER:
     case API_UNAVAILABLE:
         return -EAGAIN;
+    case API_BAD_GATEWAY:
+        return -EHOSTUNREACH;
+    case API_GATEWAY_TIMEOUT:
+        return -ETIMEDOUT;
     case API_INTERNAL:
         return -EIO;
     default:

@@ -16,8 +16,10 @@
     X(CONFLICT, 409)                                                                               \
     X(TOO_LARGE, 413)                                                                              \
     X(INTERNAL, 500)                                                                               \
+    X(BAD_GATEWAY, 502)                                                                            \
     X(NO_LEADER, 503)                                                                              \
-    X(UNAVAILABLE, 503)
+    X(UNAVAILABLE, 503)                                                                            \
+    X(GATEWAY_TIMEOUT, 504)
 
 enum api_code {
 #define X(name, status) API_##name,

@@ -1,17 +1,19 @@
 /* Node-local image routes: each runs one command of the node's image helper
  * through the agent's callback and answers with its JSON. An operation under
- * way outlives its call when the server shuts down: the call is answered 503
- * at once and the operation is freed when the command ends. */
+ * way outlives its caller when the server shuts down: the caller is answered
+ * 503 at once and the operation is freed when the command ends. */
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
 
-#include "api/internal.h"
+#include "api/images_internal.h"
 #include "common/util.h"
 
 struct api__image_op {
-    struct api__call *call; /* NULL once answered by api__images_release */
-    enum api_code fail;     /* the code of a failure that is not one of the kinds below */
+    api__image_cb done; /* NULL once answered by api__images_release */
+    void *ctx;
+    struct api_server *srv;
+    enum api_code fail; /* the code of a failure that is not one of the kinds below */
     struct api__image_op *next;
 };
 
@@ -28,35 +30,29 @@ static void unlink_op(struct api_server *srv, struct api__image_op *op)
 static void op_done(void *data, const json_t *answer, const char *errmsg)
 {
     struct api__image_op *op = data;
-    struct api__call *call = op->call;
-    if (call) {
-        unlink_op(call->srv, op);
-        if (answer) {
-            api__reply_json(call, 200, 0, json_incref((json_t *)answer));
-        } else {
-            enum api_code code = strstr(errmsg, "not in store")       ? API_NOT_FOUND
-                                 : strstr(errmsg, "in use by a task") ? API_CONFLICT
-                                 : strstr(errmsg, "shutting down")    ? API_UNAVAILABLE
-                                                                      : op->fail;
-            api__reply_error(call, code, NULL, "%s", errmsg);
-        }
+    if (op->done) {
+        unlink_op(op->srv, op);
+        enum api_code code = answer                               ? API_OK
+                             : strstr(errmsg, "not in store")     ? API_NOT_FOUND
+                             : strstr(errmsg, "in use by a task") ? API_CONFLICT
+                             : strstr(errmsg, "shutting down")    ? API_UNAVAILABLE
+                                                                  : op->fail;
+        op->done(op->ctx, answer, code, errmsg);
     }
     free(op);
 }
 
-static void run(struct api__call *call, const char *const *argv, enum api_code fail)
+void api__images_run(struct api_server *srv, const char *const *argv, enum api_code fail,
+                     api__image_cb done, void *ctx)
 {
-    struct api_server *srv = call->srv;
     if (srv->closing || !srv->node_images) {
-        api__reply_error(call, API_UNAVAILABLE, NULL,
-                         srv->closing ? "this node is shutting down"
-                                      : "this node has no image store");
+        done(ctx, NULL, API_UNAVAILABLE,
+             srv->closing ? "this node is shutting down" : "this node has no image store");
         return;
     }
     struct api__image_op *op = xcalloc(1, sizeof(*op));
-    op->call = call;
-    op->fail = fail;
-    op->next = srv->image_ops;
+    *op = (struct api__image_op){
+        .done = done, .ctx = ctx, .srv = srv, .fail = fail, .next = srv->image_ops};
     srv->image_ops = op;
     srv->node_images(srv->node_images_data, argv, op_done, op);
 }
@@ -65,40 +61,32 @@ void api__images_release(struct api_server *srv)
 {
     while (srv->image_ops) {
         struct api__image_op *op = srv->image_ops;
+        api__image_cb done = op->done;
         srv->image_ops = op->next;
-        api__reply_error(op->call, API_UNAVAILABLE, NULL, "this node is shutting down");
-        op->call = NULL;
+        op->done = NULL;
+        done(op->ctx, NULL, API_UNAVAILABLE, "this node is shutting down");
     }
+    api__images_fanouts_release(srv);
 }
 
-void api__node_images_ls(struct api__call *call)
+static void call_done(void *ctx, const json_t *answer, enum api_code code, const char *errmsg)
 {
-    static const char *const argv[] = {"ls", NULL};
-    run(call, argv, API_INTERNAL);
+    struct api__call *call = ctx;
+    if (answer)
+        api__reply_json(call, 200, 0, json_incref((json_t *)answer));
+    else
+        api__reply_error(call, code, NULL, "%s", errmsg);
 }
 
-void api__node_images_gc(struct api__call *call)
+const char *api__image_load_path(const json_t *body, struct api_err *err)
 {
-    static const char *const argv[] = {"gc", NULL};
-    run(call, argv, API_INTERNAL);
-}
-
-void api__node_images_load(struct api__call *call)
-{
-    struct api_err err = {0};
-    json_auto_t *body = api__parse_body(call, &err);
-    if (!body) {
-        api__reply_err(call, &err);
-        return;
-    }
     const char *path = json_string_value(json_object_get(body, "path"));
     if (!path || path[0] != '/' || strlen(path) >= PATH_MAX) {
-        api__reply_error(call, API_BAD_REQUEST, "path",
-                         "must be the absolute path of a tarball on this node");
-        return;
+        api_err_set(err, API_BAD_REQUEST, "path",
+                    "must be the absolute path of a tarball on the node");
+        return NULL;
     }
-    const char *argv[] = {"load", path, NULL};
-    run(call, argv, API_BAD_REQUEST);
+    return path;
 }
 
 static int hexval(char c)
@@ -128,15 +116,90 @@ static int url_decode(char *s)
     return 0;
 }
 
+int api__image_ref_decode(const char *segment, char *ref, size_t size, struct api_err *err)
+{
+    if (common_strlcpy(ref, segment, size) >= size || url_decode(ref) != 0 || !ref[0] ||
+        ref[0] == '-')
+        return api_err_set(err, API_BAD_REQUEST, NULL, "\"%.200s\" is not an image ref or id",
+                           segment);
+    return 0;
+}
+
+int api__image_ref_encode(const char *s, char *out, size_t size)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        int plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '.' || c == '_' || c == '~';
+        if (n + (plain ? 1 : 3) >= size)
+            return -ENAMETOOLONG;
+        if (plain) {
+            out[n++] = (char)c;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[c >> 4];
+            out[n++] = hex[c & 15];
+        }
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+void api__images_serve(struct api__call *call, enum api__image_cmd cmd, const char *segment)
+{
+    struct api_err err = {0};
+    char ref[sizeof(call->arg)];
+    json_auto_t *body = NULL;
+    const char *argv[3] = {NULL, NULL, NULL};
+    enum api_code fail = API_BAD_REQUEST;
+    switch (cmd) {
+    case API__IMAGE_LS:
+    case API__IMAGE_GC:
+        argv[0] = cmd == API__IMAGE_LS ? "ls" : "gc";
+        fail = API_INTERNAL;
+        break;
+    case API__IMAGE_LOAD:
+        argv[0] = "load";
+        body = api__parse_body(call, &err);
+        if (!body || !(argv[1] = api__image_load_path(body, &err))) {
+            api__reply_err(call, &err);
+            return;
+        }
+        break;
+    case API__IMAGE_RM:
+        argv[0] = "rm";
+        argv[1] = ref;
+        if (api__image_ref_decode(segment, ref, sizeof(ref), &err) != 0) {
+            api__reply_err(call, &err);
+            return;
+        }
+        break;
+    }
+    api__images_run(call->srv, argv, fail, call_done, call);
+}
+
+void api__node_images_ls(struct api__call *call)
+{
+    if (api__node_caller_check(call) == 0)
+        api__images_serve(call, API__IMAGE_LS, NULL);
+}
+
+void api__node_images_gc(struct api__call *call)
+{
+    if (api__node_caller_check(call) == 0)
+        api__images_serve(call, API__IMAGE_GC, NULL);
+}
+
+void api__node_images_load(struct api__call *call)
+{
+    if (api__node_caller_check(call) == 0)
+        api__images_serve(call, API__IMAGE_LOAD, NULL);
+}
+
 void api__node_images_rm(struct api__call *call)
 {
-    char ref[sizeof(call->arg)];
-    common_strlcpy(ref, call->arg, sizeof(ref));
-    if (url_decode(ref) != 0 || !ref[0] || ref[0] == '-') {
-        api__reply_error(call, API_BAD_REQUEST, NULL, "\"%.200s\" is not an image ref or id",
-                         call->arg);
-        return;
-    }
-    const char *argv[] = {"rm", ref, NULL};
-    run(call, argv, API_BAD_REQUEST);
+    if (api__node_caller_check(call) == 0)
+        api__images_serve(call, API__IMAGE_RM, call->arg);
 }

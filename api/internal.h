@@ -16,6 +16,7 @@ struct api__fanout;
 struct api__stats_sample;
 struct api__stats_fanout;
 struct api__image_op;
+struct api__images_fanout;
 
 struct common_httpc;
 struct rs_node;
@@ -45,7 +46,8 @@ struct api_server {
     struct api__stats_fanout *stats_fanouts; /* stats requests waiting for nodes */
     api_node_images_cb node_images;
     void *node_images_data;
-    struct api__image_op *image_ops; /* image commands under way (images.c) */
+    struct api__image_op *image_ops;           /* image commands under way (images.c) */
+    struct api__images_fanout *images_fanouts; /* image requests waiting for nodes */
     int closing;
 };
 
@@ -53,7 +55,8 @@ struct api_server {
 struct api__call {
     struct api_server *srv;
     struct api_http_req *req;                /* answered (and freed) by the reply functions */
-    char arg[512];                           /* the {name} segment of the path, if any */
+    char arg[512];                           /* the first {} segment of the path, if any */
+    char arg2[512];                          /* the second {} segment, if any */
     void (*handler)(struct api__call *call); /* set while a consistent read waits */
 };
 
@@ -174,18 +177,31 @@ void api__node_logs(struct api__call *call);
 void api__logs_release(struct api_server *srv);
 /* Node-local images (images.c): GET /v1/node/images, POST
  * /v1/node/images/load and /gc, DELETE /v1/node/images/{ref-or-id}, run by
- * the agent's image helper. */
+ * the agent's image helper; open to this node's credential (a manager
+ * asking) and the admin token. */
 void api__node_images_ls(struct api__call *call);
 void api__node_images_load(struct api__call *call);
 void api__node_images_gc(struct api__call *call);
 void api__node_images_rm(struct api__call *call);
-/* Answers every image command under way with 503 (shutdown); their
- * completions are then dropped. */
+/* Any node's images through a manager (images_nodes.c): GET /v1/images
+ * (every node), GET /v1/nodes/{node}/images, POST
+ * /v1/nodes/{node}/images/load and /gc, DELETE
+ * /v1/nodes/{node}/images/{ref-or-id}. */
+void api__images_all(struct api__call *call);
+void api__nodes_images_ls(struct api__call *call);
+void api__nodes_images_load(struct api__call *call);
+void api__nodes_images_gc(struct api__call *call);
+void api__nodes_images_rm(struct api__call *call);
+/* Answers every image command under way with 503 (shutdown), their
+ * completions then dropped, and every image request still waiting for
+ * nodes; cancels those requests. */
 void api__images_release(struct api_server *srv);
 
 /* Whether the request carries this node's credential (a manager asking) or
- * the admin token as a bearer token (logs.c). Returns 1 or 0. */
+ * the admin token as a bearer token (server.c). Returns 1 or 0. */
 int api__node_caller_ok(struct api_server *srv, const struct api_http_req *req);
+/* The same as a route's check: returns 0, or -EACCES after answering 401. */
+int api__node_caller_check(struct api__call *call);
 
 /* stats.c, stats_fanout.c: POST /v1/node/stats (every node), GET
  * /v1/tasks/{id}/stats and GET /v1/services/{name}/stats (managers). */

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "api/logs_internal.h"
@@ -282,18 +281,6 @@ struct api__node_read *api__node_read_start(struct api_server *srv, json_t *quer
 
 /* ---- POST /v1/node/logs ---- */
 
-/* The node's own credential (a manager asking) or the admin token. */
-int api__node_caller_ok(struct api_server *srv, const struct api_http_req *req)
-{
-    const char *auth = req->authorization;
-    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
-        return 0;
-    if (srv->credential[0] && common_secret_equal(auth + 7, srv->credential))
-        return 1;
-    const char *token = api__admin_token(srv);
-    return token && token[0] && common_secret_equal(auth + 7, token);
-}
-
 static void node_call_done(void *ctx, json_t *ans, const char *error)
 {
     struct api__call *call = ctx;
@@ -338,11 +325,8 @@ void api__node_logs(struct api__call *call)
                          srv->closing ? "this node is shutting down" : "this node serves no logs");
         return;
     }
-    if (!api__node_caller_ok(srv, call->req)) {
-        api__reply_error(call, API_UNAUTHORIZED, NULL,
-                         "send this node's credential or the admin token as a bearer token");
+    if (api__node_caller_check(call) != 0)
         return;
-    }
     struct api_err err = {0};
     json_auto_t *body = api__parse_body(call, &err);
     json_t *query = json_object();

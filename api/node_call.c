@@ -44,19 +44,30 @@ void api__node_ref_free(struct api__node_ref *ref)
     *ref = (struct api__node_ref){0};
 }
 
+int64_t api__node_request(struct api_server *srv, const struct api__node_ref *ref,
+                          const char *method, const char *path, const char *body,
+                          unsigned timeout_ms, common_httpc_cb cb, void *data, char *why,
+                          size_t size)
+{
+    char url[API__NODE_PATH_MAX + 96], auth[200];
+    int64_t req = -ENAMETOOLONG;
+    if (strlen(path) < API__NODE_PATH_MAX) {
+        snprintf(url, sizeof(url), "http://%s%s", ref->addr, path);
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ref->credential);
+        const char *headers[] = {auth, body ? "Content-Type: application/json" : NULL, NULL};
+        req = common_httpc_request(srv->httpc, method, url, headers, body, body ? strlen(body) : 0,
+                                   timeout_ms, cb, data);
+    }
+    if (req < 0)
+        snprintf(why, size, "node %s cannot be asked: %s", ref->node, strerror((int)-req));
+    return req;
+}
+
 int64_t api__node_post(struct api_server *srv, const struct api__node_ref *ref, const char *path,
                        const char *body, unsigned timeout_ms, common_httpc_cb cb, void *data,
                        char *why, size_t size)
 {
-    char url[160], auth[200];
-    snprintf(url, sizeof(url), "http://%s%s", ref->addr, path);
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ref->credential);
-    const char *headers[] = {auth, "Content-Type: application/json", NULL};
-    int64_t req = common_httpc_request(srv->httpc, "POST", url, headers, body, strlen(body),
-                                       timeout_ms, cb, data);
-    if (req < 0)
-        snprintf(why, size, "node %s cannot be asked: %s", ref->node, strerror((int)-req));
-    return req;
+    return api__node_request(srv, ref, "POST", path, body, timeout_ms, cb, data, why, size);
 }
 
 json_t *api__node_answer(const struct api__node_ref *ref, const struct common_httpc_response *res,

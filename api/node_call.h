@@ -1,7 +1,8 @@
 /* Asking other nodes about their tasks (POST /v1/logs, the stats
- * endpoints): which node a task names, where its API is and with which
- * credential it is asked, the request itself, and its answer or why there is
- * none, in the words the fan-outs report. */
+ * endpoints, the node image routes of managers): which node a task names,
+ * where its API is and with which credential it is asked, the request
+ * itself, and its answer or why there is none, in the words the fan-outs
+ * report. */
 #ifndef SHOAL_API_NODE_CALL_H
 #define SHOAL_API_NODE_CALL_H
 
@@ -33,10 +34,20 @@ void api__node_ref_init(struct api_server *srv, const struct rs_state *st, const
 /* Frees what ref owns. */
 void api__node_ref_free(struct api__node_ref *ref);
 
-/* POSTs body (borrowed, JSON) to path on ref's node (not this node) with its
- * credential, within timeout_ms. Returns the request (> 0) as
- * common_httpc_request does, or a negative errno with why (size bytes)
+#define API__NODE_PATH_MAX 2048 /* bytes of a path asked of a node */
+
+/* Sends method (borrowed: "GET", "POST", "DELETE") to path (borrowed,
+ * escaped, shorter than API__NODE_PATH_MAX) on ref's node (not this node)
+ * with its credential and body (borrowed JSON, or NULL for none), within
+ * timeout_ms. Returns the request (> 0) as common_httpc_request does, or a
+ * negative errno (-ENAMETOOLONG for a path too long) with why (size bytes)
  * set; cb is then not called. */
+int64_t api__node_request(struct api_server *srv, const struct api__node_ref *ref,
+                          const char *method, const char *path, const char *body,
+                          unsigned timeout_ms, common_httpc_cb cb, void *data, char *why,
+                          size_t size);
+
+/* The same as a POST of body (borrowed, JSON). */
 int64_t api__node_post(struct api_server *srv, const struct api__node_ref *ref, const char *path,
                        const char *body, unsigned timeout_ms, common_httpc_cb cb, void *data,
                        char *why, size_t size);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api/internal.h"
 #include "api/spec.h"
@@ -60,10 +61,15 @@ static const struct route routes[] = {
     {HTTP_POST, "/v1/plan", api__plan, 0},
     {HTTP_POST, "/v1/node/logs", api__node_logs, ROUTE_OPEN | ROUTE_LOCAL},
     {HTTP_GET, "/v1/events", api__events, 0},
-    {HTTP_GET, "/v1/node/images", api__node_images_ls, ROUTE_LOCAL},
-    {HTTP_POST, "/v1/node/images/load", api__node_images_load, ROUTE_LOCAL},
-    {HTTP_POST, "/v1/node/images/gc", api__node_images_gc, ROUTE_LOCAL},
-    {HTTP_DELETE, "/v1/node/images/{}", api__node_images_rm, ROUTE_LOCAL},
+    {HTTP_GET, "/v1/node/images", api__node_images_ls, ROUTE_OPEN | ROUTE_LOCAL},
+    {HTTP_POST, "/v1/node/images/load", api__node_images_load, ROUTE_OPEN | ROUTE_LOCAL},
+    {HTTP_POST, "/v1/node/images/gc", api__node_images_gc, ROUTE_OPEN | ROUTE_LOCAL},
+    {HTTP_DELETE, "/v1/node/images/{}", api__node_images_rm, ROUTE_OPEN | ROUTE_LOCAL},
+    {HTTP_GET, "/v1/images", api__images_all, 0},
+    {HTTP_GET, "/v1/nodes/{}/images", api__nodes_images_ls, 0},
+    {HTTP_POST, "/v1/nodes/{}/images/load", api__nodes_images_load, 0},
+    {HTTP_POST, "/v1/nodes/{}/images/gc", api__nodes_images_gc, 0},
+    {HTTP_DELETE, "/v1/nodes/{}/images/{}", api__nodes_images_rm, 0},
 };
 
 const char *api__admin_token(struct api_server *srv)
@@ -206,9 +212,11 @@ void api__submit(struct api__call *call, json_t *op, int ok_status)
 }
 
 /* Splits path into segments and matches it against pattern, capturing the
- * one "{}" segment into arg. */
-static int route_match(const char *pattern, const char *path, char *arg, size_t arg_size)
+ * first "{}" segment into args[0] and a second one into args[1] (each
+ * arg_size bytes). */
+static int route_match(const char *pattern, const char *path, char *const args[2], size_t arg_size)
 {
+    int n = 0;
     while (*pattern && *path) {
         if (*pattern != '/' || *path != '/')
             return 0;
@@ -218,10 +226,10 @@ static int route_match(const char *pattern, const char *path, char *arg, size_t 
         const char *send = strchrnul(path, '/');
         size_t plen = (size_t)(pend - pattern), slen = (size_t)(send - path);
         if (plen == 2 && memcmp(pattern, "{}", 2) == 0) {
-            if (slen == 0 || slen >= arg_size)
+            if (slen == 0 || slen >= arg_size || n == 2)
                 return 0;
-            memcpy(arg, path, slen);
-            arg[slen] = '\0';
+            memcpy(args[n], path, slen);
+            args[n++][slen] = '\0';
         } else if (plen != slen || memcmp(pattern, path, plen) != 0) {
             return 0;
         }
@@ -231,13 +239,32 @@ static int route_match(const char *pattern, const char *path, char *arg, size_t 
     return *pattern == '\0' && (*path == '\0' || strcmp(path, "/") == 0);
 }
 
-static int authorized(struct api_server *srv, const struct api_http_req *req)
+/* Whether the request's bearer token is secret (not empty). */
+static int bearer_is(const struct api_http_req *req, const char *secret)
 {
     const char *auth = req->authorization;
-    const char *token = api__admin_token(srv);
-    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0 || !token || !token[0])
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0 || !secret || !secret[0])
         return 0;
-    return common_secret_equal(auth + 7, token);
+    return common_secret_equal(auth + 7, secret);
+}
+
+static int authorized(struct api_server *srv, const struct api_http_req *req)
+{
+    return bearer_is(req, api__admin_token(srv));
+}
+
+int api__node_caller_ok(struct api_server *srv, const struct api_http_req *req)
+{
+    return bearer_is(req, srv->credential) || authorized(srv, req);
+}
+
+int api__node_caller_check(struct api__call *call)
+{
+    if (api__node_caller_ok(call->srv, call->req))
+        return 0;
+    api__reply_error(call, API_UNAUTHORIZED, NULL,
+                     "send this node's credential or the admin token as a bearer token");
+    return -EACCES;
 }
 
 static void consistent_cb(void *data, int status)
@@ -258,13 +285,14 @@ static void handle(struct api_http_req *req, void *data)
     const struct route *match = NULL;
     int path_known = 0;
     for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
-        char arg[sizeof(call->arg)] = "";
-        if (!route_match(routes[i].pattern, req->path, arg, sizeof(arg)))
+        char arg[sizeof(call->arg)] = "", arg2[sizeof(call->arg2)] = "";
+        if (!route_match(routes[i].pattern, req->path, (char *const[2]){arg, arg2}, sizeof(arg)))
             continue;
         path_known = 1;
         if (routes[i].method == req->method) {
             match = &routes[i];
             memcpy(call->arg, arg, sizeof(arg));
+            memcpy(call->arg2, arg2, sizeof(arg2));
             break;
         }
     }

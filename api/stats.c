@@ -175,11 +175,8 @@ void api__node_stats(struct api__call *call)
                          srv->closing ? "this node is shutting down" : "this node serves no stats");
         return;
     }
-    if (!api__node_caller_ok(srv, call->req)) {
-        api__reply_error(call, API_UNAUTHORIZED, NULL,
-                         "send this node's credential or the admin token as a bearer token");
+    if (api__node_caller_check(call) != 0)
         return;
-    }
     struct api_err err = {0};
     json_auto_t *body = api__parse_body(call, &err);
     if (!body || node_body(body, &err) != 0) {

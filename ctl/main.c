@@ -126,23 +126,31 @@ static const struct ctl_command commands[] = {
      0},
     {"node", "demote", ctl_node_demote, "NODE... [-o json]", "Make managers workers", WRITE_OUTPUT,
      "Example:\n  shoal node demote m4\n", 0},
-    {"image", "ls", ctl_image_ls, "[-o json|table]",
-     "List the images in the store of the node at --addr", READ_OUTPUT,
-     "Images are per node: --addr says which node's store.\n"
-     "\nExample:\n  shoal --addr 127.0.0.1:7070 image ls\n",
+    {"image", "ls", ctl_image_ls, "[--node NODE] [-o json|table]",
+     "List the images of every node, or of one node",
+     "--node NODE\tonly this node's images (a name or id)\n" READ_OUTPUT,
+     "Images are per node. Without --node a manager asks every ready node and\n"
+     "prints one table with a NODE column; a node that cannot be asked is\n"
+     "reported on stderr and the exit code is 1.\n"
+     "\nExamples:\n  shoal image ls\n  shoal image ls --node w1 -o json\n",
      0},
-    {"image", "load", ctl_image_load, "FILE [-o json]",
-     "Load an OCI image layout or docker save tarball into the node's store", WRITE_OUTPUT,
+    {"image", "load", ctl_image_load, "[--node NODE] FILE [-o json]",
+     "Load an OCI image layout or docker save tarball into a node's store",
+     "--node NODE\tload into this node's store, through a manager\n" WRITE_OUTPUT,
      "FILE must be readable by that node's shoald at the same path (it is made\n"
-     "absolute here). The image's ref comes from the tarball.\n"
-     "\nExample:\n  shoal image load ./busybox-oci.tar\n",
+     "absolute here). The image's ref comes from the tarball. Without --node\n"
+     "the node at --addr loads it (its own route, which takes the admin token).\n"
+     "\nExamples:\n  shoal image load ./busybox-oci.tar\n"
+     "  shoal image load --node w1 /srv/images/web.tar\n",
      0},
-    {"image", "rm", ctl_image_rm, "REF|ID... [-o json]",
+    {"image", "rm", ctl_image_rm, "[--node NODE] REF|ID... [-o json]",
      "Remove image refs; an image goes with its last ref (refused while a task uses it)",
-     WRITE_OUTPUT, "Example:\n  shoal image rm 127.0.0.1:5000/web:1\n", 0},
-    {"image", "gc", ctl_image_gc, "[-o json]",
-     "Remove every image no task on the node uses, and unreferenced blobs", WRITE_OUTPUT,
-     "Example:\n  shoal image gc\n", 0},
+     "--node NODE\tremove from this node's store (default: the node at --addr)\n" WRITE_OUTPUT,
+     "Example:\n  shoal image rm --node w1 127.0.0.1:5000/web:1\n", 0},
+    {"image", "gc", ctl_image_gc, "[--node NODE] [-o json]",
+     "Remove every image no task on the node uses, and unreferenced blobs",
+     "--node NODE\tcollect this node's store (default: the node at --addr)\n" WRITE_OUTPUT,
+     "Example:\n  shoal image gc --node w1\n", 0},
     {NULL, "logs", ctl_logs, "SERVICE|TASK [-f] [--tail N] [--since T] [-t] [-o json]",
      "Print the output of a service's tasks or of one task",
      "-f, --follow\tgo on printing new lines until interrupted (Ctrl-C exits 0)\n"

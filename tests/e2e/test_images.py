@@ -400,9 +400,10 @@ def test_node_image_api_and_cli(make_node, registry, image, tmp_path):
     assert st == 200 and [i["id"] for i in body["images"]] == [img_id]
     assert sorted(body["images"][0]["refs"]) == ["busybox:latest", "local/web:2"]
     p = n.cli("image", "ls", "-o", "json")
-    assert p.returncode == 0 and json.loads(p.stdout) == body
+    assert p.returncode == 0 and list(json.loads(p.stdout)["nodes"].values()) == [body], p.stdout
     p = n.cli("image", "ls")
     assert p.returncode == 0 and "busybox:latest" in p.stdout and img_id[7:19] in p.stdout
+    assert p.stdout.split()[:2] == ["NODE", "REF"], p.stdout
     # errors
     st, _, body = n.api("GET", "/v1/node/images", token=None)
     assert st == 401
