@@ -42,6 +42,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 SHOALD := $(BUILD)/shoald
 SHOAL  := $(BUILD)/shoal
 MONITOR := $(BUILD)/shoal-monitor
+IMAGE   := $(BUILD)/shoal-image
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
@@ -50,7 +51,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 .SECONDARY:
 
 .PHONY: all deps test unit e2e bench demo demo-stop format format-check clean
-all: $(SHOALD) $(SHOAL) $(MONITOR)
+all: $(SHOALD) $(SHOAL) $(MONITOR) $(IMAGE)
 
 deps:
 	@sh scripts/deps.sh
@@ -74,6 +75,11 @@ $(SHOAL): $(call obj,$(CTL_SRC) $(COMMON_SRC))
 $(MONITOR): $(call obj,$(wildcard agent/monitor/*.c))
 	$(CC) $(LDFLAGS) $(if $(filter 0,$(SANITIZE)),-static) -o $@ $^
 
+# The image store and registry client: shoald spawns it per pull, so libcurl,
+# libarchive and hostile layers stay out of the daemon.
+$(IMAGE): $(call obj,$(wildcard agent/image/*.c) common/util.c)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcurl -larchive -ljansson -lcrypto
+
 $(BUILD)/tests/%: $(call obj,tests/unit/%.c) $(call obj,$(DAEMON_SRC) $(COMMON_SRC))
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
@@ -87,13 +93,13 @@ test: unit e2e
 unit: $(UNIT_BINS) | deps
 	@sh tests/run_unit.sh $(UNIT_BINS)
 
-e2e: $(SHOALD) $(SHOAL) $(MONITOR) | deps
+e2e: $(SHOALD) $(SHOAL) $(MONITOR) $(IMAGE) | deps
 	SHOAL_BUILD=$(abspath $(BUILD)) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
 
-bench: $(SHOALD) $(SHOAL) $(MONITOR) $(BENCH_BINS) | deps
+bench: $(SHOALD) $(SHOAL) $(MONITOR) $(IMAGE) $(BENCH_BINS) | deps
 	SHOAL_BUILD=$(abspath $(BUILD)) sh bench/run.sh
 
-demo: $(SHOALD) $(SHOAL) $(MONITOR) | deps
+demo: $(SHOALD) $(SHOAL) $(MONITOR) $(IMAGE) | deps
 	SHOAL_BUILD=$(abspath $(BUILD)) sh examples/demo.sh start
 
 demo-stop:

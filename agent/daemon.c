@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "agent/heartbeat.h"
+#include "agent/images.h"
 #include "agent/supervisor.h"
 #include "api/server.h"
 #include "common/log.h"
@@ -200,6 +201,9 @@ static void api_closed(void *data)
 {
     struct daemon *d = data;
     d->api = NULL;
+    if (d->images)
+        agent_images_close(d->images);
+    d->images = NULL;
     uv_close((uv_handle_t *)&d->sigterm, signal_closed);
     uv_close((uv_handle_t *)&d->sigint, signal_closed);
     LOGI("shoald: stopped");

@@ -8,7 +8,8 @@
 
 #include "agent/node.h"
 
-#define AGENT_MAX_LABELS 64
+#define AGENT_MAX_LABELS     64
+#define AGENT_MAX_REGISTRIES 64
 
 struct options {
     const char *data_dir;
@@ -28,6 +29,12 @@ struct options {
     unsigned heartbeat_ms;
     unsigned node_heartbeat_ms;
     unsigned node_down_ms;
+    const char *insecure_registries[AGENT_MAX_REGISTRIES]; /* --insecure-registry */
+    unsigned n_insecure;
+    const char *registry_auth; /* --registry-auth FILE, or NULL */
+    /* container networking (agent/net.h); NULL for the defaults */
+    const char *bridge;
+    const char *bridge_subnet;
 };
 
 struct daemon {
@@ -38,6 +45,9 @@ struct daemon {
     struct api_server *api;
     struct agent_heartbeat *heartbeat;
     struct agent_supervisor *supervisor;
+    /* The node's images (DATA/images), from --insecure-registry and
+     * --registry-auth; created at start, closed after the API. */
+    struct agent_images *images;
     int manager;
     const struct options *opts;
     json_t *restore_services; /* from --restore, submitted once leader */

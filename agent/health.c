@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "agent/runc.h"
 #include "agent/supervisor.h"
 #include "agent/task.h"
 #include "common/httpc.h"
@@ -38,7 +39,9 @@ struct agent_health {
     char task_id[40];
     enum check_type type;
     int port;
-    char url[2200];               /* http: http://127.0.0.1:PORT/PATH */
+    char host[16];                /* where http and tcp checks connect: 127.0.0.1, or the
+                                   * container's address in its network */
+    char url[2200];               /* http: http://HOST:PORT/PATH */
     char **argv;                  /* owned: exec: the command, NULL-terminated */
     struct agent_process_ctx ctx; /* owned: exec: the task's context */
     char ctx_error[256];          /* exec: why the context could not be had */
@@ -153,7 +156,7 @@ static int64_t duration_of(const json_t *obj, const char *key, int64_t def)
  * controls, non-ASCII) are percent-encoded. */
 static void build_url(struct agent_health *h, const char *path)
 {
-    size_t n = (size_t)snprintf(h->url, sizeof(h->url), "http://127.0.0.1:%d", h->port);
+    size_t n = (size_t)snprintf(h->url, sizeof(h->url), "http://%s:%d", h->host, h->port);
     if (!path || path[0] != '/')
         path = "/";
     for (const unsigned char *p = (const unsigned char *)path; *p && n + 4 < sizeof(h->url); p++) {
@@ -278,7 +281,7 @@ static void http_done(void *data, const struct common_httpc_response *res)
     else if (res->error == -ETIMEDOUT)
         check_done(h, 0, "%s", h->timed_out);
     else if (res->error == -ECONNREFUSED)
-        check_done(h, 0, "connect 127.0.0.1:%d: connection refused", h->port);
+        check_done(h, 0, "connect %s:%d: connection refused", h->host, h->port);
     else
         check_done(h, 0, "%s", res->errmsg);
 }
@@ -322,15 +325,15 @@ static void probe_connected(uv_connect_t *req, int status)
     struct agent_health *h = p->h;
     probe_end(p);
     if (status == 0)
-        check_done(h, 1, "connected to 127.0.0.1:%d", h->port);
+        check_done(h, 1, "connected to %s:%d", h->host, h->port);
     else
-        check_done(h, 0, "connect 127.0.0.1:%d: %s", h->port, uv_strerror(status));
+        check_done(h, 0, "connect %s:%d: %s", h->host, h->port, uv_strerror(status));
 }
 
 static void tcp_check(struct agent_health *h)
 {
     struct sockaddr_in sa;
-    if (!h->port || uv_ip4_addr("127.0.0.1", h->port, &sa) != 0) {
+    if (!h->port || uv_ip4_addr(h->host, h->port, &sa) != 0) {
         check_done(h, 0, "%s", "no port to check");
         return;
     }
@@ -343,7 +346,7 @@ static void tcp_check(struct agent_health *h)
     int rv = uv_tcp_connect(&p->req, &p->tcp, (const struct sockaddr *)&sa, probe_connected);
     if (rv != 0) {
         probe_end(p);
-        check_done(h, 0, "connect 127.0.0.1:%d: %s", h->port, uv_strerror(rv));
+        check_done(h, 0, "connect %s:%d: %s", h->host, h->port, uv_strerror(rv));
     }
 }
 
@@ -570,6 +573,12 @@ struct agent_health *agent_health_start(struct agent_task *t, struct agent_healt
     struct agent_health *h = xcalloc(1, sizeof(*h));
     h->loop = agent_supervisor_loop(t->sup);
     common_strlcpy(h->task_id, t->id, sizeof(h->task_id));
+    int runc = agent_runc_is(t);
+    snprintf(h->host, sizeof(h->host), "127.0.0.1");
+    if (runc)
+        agent_runc_task_ip(t->dir, h->host, sizeof(h->host));
+    if (!h->host[0])
+        snprintf(h->host, sizeof(h->host), "127.0.0.1");
     parse_check(h, check);
     h->state = state;
     h->cb = cb;
@@ -585,7 +594,21 @@ struct agent_health *agent_health_start(struct agent_task *t, struct agent_healt
         common_httpc_init(&h->httpc, h->loop);
         h->refs++;
     }
-    if (h->type == CHECK_EXEC) {
+    if (h->type == CHECK_EXEC && runc) {
+        /* Inside the container: runc exec takes its env, cwd and user. */
+        agent_process_ctx_init(t, &h->ctx);
+        h->ctx.has_user = 0;
+        snprintf(h->ctx.workdir, sizeof(h->ctx.workdir), "/");
+        char **argv = agent_runc_exec_argv(t, h->argv);
+        if (!argv)
+            snprintf(h->ctx_error, sizeof(h->ctx_error), "%s", "runc is not installed");
+        for (size_t i = 0; argv && h->argv[i]; i++)
+            free(h->argv[i]);
+        if (argv) {
+            free(h->argv);
+            h->argv = argv;
+        }
+    } else if (h->type == CHECK_EXEC) {
         agent_process_ctx_init(t, &h->ctx);
         if (h->ctx.has_user) {
             struct resolve *rs = xcalloc(1, sizeof(*rs));

@@ -12,6 +12,7 @@
 
 #include "agent/daemon.h"
 #include "agent/heartbeat.h"
+#include "agent/images.h"
 #include "agent/supervisor.h"
 #include "agent/join.h"
 #include "agent/logs.h"
@@ -109,15 +110,40 @@ static void supervisor_manager_failed(void *data)
         agent_heartbeat_failover(d->heartbeat);
 }
 
+static void node_images(void *data, const char *const *argv, api_node_images_done_cb done, void *op)
+{
+    struct daemon *d = data;
+    agent_images_run(d->images, argv, done, op);
+}
+
+/* The image store DATA/images and the registries' settings. */
+static int start_images(struct daemon *d, const struct options *o, char *errmsg)
+{
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%s/images", d->node.data_dir);
+    struct agent_images_config icfg = {
+        .store_dir = dir,
+        .insecure = o->insecure_registries,
+        .n_insecure = o->n_insecure,
+        .auth_file = o->registry_auth,
+    };
+    return agent_images_init(&d->images, &d->loop, &icfg, errmsg);
+}
+
 static int start(struct daemon *d, const struct options *o, char *errmsg)
 {
     int rv = node_setup(d, o, errmsg);
+    if (rv == 0)
+        rv = agent_net_config_init(&d->node.net, d->node.data_dir, o->bridge, o->bridge_subnet,
+                                   errmsg);
     if (rv != 0)
         return rv;
     d->manager = strcmp(d->node.role, "manager") == 0;
     if (o->restore && (rv = agent_daemon_load_restore(d, o->restore, errmsg)) != 0)
         return rv;
     if (d->manager && (rv = start_store(d, o, errmsg)) != 0)
+        return rv;
+    if ((rv = start_images(d, o, errmsg)) != 0)
         return rv;
     struct api_server_config acfg = {
         .listen = d->node.api_bind[0] ? d->node.api_bind : d->node.api_address,
@@ -132,13 +158,16 @@ static int start(struct daemon *d, const struct options *o, char *errmsg)
         .node_logs = agent_logs_query,
         .node_logs_data = &d->node,
         .node_stats = agent_stats_query,
+        .node_images = node_images,
+        .node_images_data = d,
     };
     rv = api_server_start(&d->api, &d->loop, d->store, &acfg, errmsg);
     if (rv == 0)
         rv = agent_heartbeat_start(&d->heartbeat, &d->loop, &d->node, agent_daemon_on_role, d);
     struct agent_supervisor_managers managers = {supervisor_manager, supervisor_manager_failed, d};
     if (rv == 0)
-        rv = agent_supervisor_start(&d->supervisor, &d->loop, &d->node, &managers, errmsg);
+        rv = agent_supervisor_start(&d->supervisor, &d->loop, &d->node, &managers, d->images,
+                                    errmsg);
     if (rv != 0 && !errmsg[0])
         snprintf(errmsg, 256, "start: %s", strerror(-rv));
     return rv;
@@ -191,7 +220,24 @@ int main(int argc, char **argv)
     if (d.reexec) {
         /* The node's role changed: start again as what it now is. */
         LOGI("shoald: restarting as a %s", d.node.role);
-        char *args[] = {argv[0], "--data-dir", d.node.data_dir, NULL};
+        char *args[12 + 2 * AGENT_MAX_REGISTRIES] = {argv[0], "--data-dir", d.node.data_dir};
+        size_t n = 3;
+        for (unsigned i = 0; i < o.n_insecure; i++) {
+            args[n++] = "--insecure-registry";
+            args[n++] = (char *)o.insecure_registries[i];
+        }
+        if (o.registry_auth) {
+            args[n++] = "--registry-auth";
+            args[n++] = (char *)o.registry_auth;
+        }
+        if (o.bridge) {
+            args[n++] = "--bridge";
+            args[n++] = (char *)o.bridge;
+        }
+        if (o.bridge_subnet) {
+            args[n++] = "--bridge-subnet";
+            args[n++] = (char *)o.bridge_subnet;
+        }
         execv("/proc/self/exe", args);
         LOGE("shoald: re-exec: %s", strerror(errno));
         return 1;

@@ -6,6 +6,8 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "agent/net.h"
+
 struct agent_node {
     char data_dir[4096];
     uint64_t id;
@@ -23,6 +25,7 @@ struct agent_node {
     json_t *managers;    /* owned: API addresses of the managers, as last learnt */
     json_t *labels;      /* owned: the labels given at join */
     int lock_fd;
+    struct agent_net_config net; /* bridge, subnet, nft table, DATA/net (--bridge...) */
 };
 
 /* Frees what the node owns (not the lock). */

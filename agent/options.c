@@ -29,6 +29,10 @@ static void usage(FILE *f)
             "  --restore FILE            with --bootstrap: start from a backup\n"
             "  --election-timeout D      Raft election timeout (default 750ms)\n"
             "  --heartbeat-timeout D     Raft heartbeat interval (default 100ms)\n"
+            "  --insecure-registry H:P   pull from this registry over plain HTTP (repeatable)\n"
+            "  --registry-auth FILE      registry credentials ({\"auths\": {\"host:port\": ...}})\n"
+            "  --bridge NAME             container bridge (default " AGENT_NET_DEFAULT_BR ")\n"
+            "  --bridge-subnet CIDR      its IPv4 subnet (default " AGENT_NET_DEFAULT_CIDR ")\n"
             "  --log-level LEVEL         error, warn, info, debug or trace (default info)\n"
             "  -h, --help                this help\n"
             "Later starts need only --data-dir.\n");
@@ -63,6 +67,10 @@ enum {
     O_ELECT,
     O_HB,
     O_LOG,
+    O_INSECURE,
+    O_REG_AUTH,
+    O_BRIDGE,
+    O_BRIDGE_SUBNET,
 };
 
 static const struct option longopts[] = {
@@ -83,6 +91,10 @@ static const struct option longopts[] = {
     {"election-timeout", required_argument, NULL, O_ELECT},
     {"heartbeat-timeout", required_argument, NULL, O_HB},
     {"log-level", required_argument, NULL, O_LOG},
+    {"insecure-registry", required_argument, NULL, O_INSECURE},
+    {"registry-auth", required_argument, NULL, O_REG_AUTH},
+    {"bridge", required_argument, NULL, O_BRIDGE},
+    {"bridge-subnet", required_argument, NULL, O_BRIDGE_SUBNET},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -116,6 +128,17 @@ static int one_option(int c, struct options *o)
         return 0;
     case O_RESTORE:
         o->restore = optarg;
+        return 0;
+    case O_INSECURE:
+        if (o->n_insecure == AGENT_MAX_REGISTRIES || !optarg[0] || strpbrk(optarg, "/ ")) {
+            fprintf(stderr, "shoald: --insecure-registry: \"%s\" is not HOST:PORT (at most %d)\n",
+                    optarg, AGENT_MAX_REGISTRIES);
+            return -1;
+        }
+        o->insecure_registries[o->n_insecure++] = optarg;
+        return 0;
+    case O_REG_AUTH:
+        o->registry_auth = optarg;
         return 0;
     case O_FORCE:
         o->force_new_cluster = 1;
@@ -151,6 +174,17 @@ static int one_option(int c, struct options *o)
             return 0;
         fprintf(stderr, "shoald: --log-level: unknown level \"%s\"\n", optarg);
         return -1;
+    case O_BRIDGE:
+    case O_BRIDGE_SUBNET: {
+        /* checked here so that a bad value stops shoald at once */
+        struct agent_net_config probe;
+        char errmsg[256];
+        *(c == O_BRIDGE ? &o->bridge : &o->bridge_subnet) = optarg;
+        if (agent_net_config_init(&probe, "/", o->bridge, o->bridge_subnet, errmsg) == 0)
+            return 0;
+        fprintf(stderr, "shoald: %s\n", errmsg);
+        return -1;
+    }
     case 'h':
         usage(stdout);
         exit(0);

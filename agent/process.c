@@ -17,6 +17,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "agent/images.h"
+#include "agent/runc.h"
 #include "agent/supervisor.h"
 #include "agent/task.h"
 #include "api/spec.h"
@@ -234,6 +236,7 @@ struct agent_prep {
     struct agent_process_ctx ctx;
     struct agent_cgroup_limits lim;
     struct agent_cgroup cgroup;
+    struct agent_runc_prep *runc; /* owned: the runc driver's part, NULL for processes */
     int rv;
     char errmsg[256];
 };
@@ -266,9 +269,11 @@ static void build_argv(struct agent_task *t, const struct agent_process_ctx *c, 
     add(a, monitor);
     add(a, "--dir");
     add(a, t->dir);
-    user_args(c, a);
-    add(a, "--cwd");
-    add(a, c->workdir);
+    if (!t->prep->runc) {
+        user_args(c, a);
+        add(a, "--cwd");
+        add(a, c->workdir);
+    }
     const char *sig = json_string_value(json_object_get(t->spec, "stop_signal"));
     int signo = sig ? api_spec_signal_number(sig) : 0;
     add(a, "--stop-signal");
@@ -293,6 +298,14 @@ static void build_argv(struct agent_task *t, const struct agent_process_ctx *c, 
     for (size_t i = 0; i < t->cgroup.n_dirs; i++) {
         add(a, "--cgroup");
         add(a, t->cgroup.dirs[i]);
+    }
+    if (t->prep->runc) {
+        const char *launch[24];
+        agent_runc_launch_args(t->prep->runc, t->dir, launch);
+        for (size_t k = 0; launch[k]; k++)
+            add(a, launch[k]);
+        add(a, NULL);
+        return;
     }
     add(a, "--");
     size_t i;
@@ -430,6 +443,11 @@ static void prepare_work(uv_work_t *w)
     }
     unlink(state);
     p->rv = save_assignment(dir, p->assignment, p->errmsg);
+    if (p->runc) {
+        if (p->rv == 0)
+            p->rv = agent_runc_prepare(p->runc, dir, &p->cgroup, p->errmsg);
+        return;
+    }
     if (p->rv == 0)
         p->rv = agent_process_ctx_resolve(&p->ctx, p->errmsg);
     if (p->rv == 0 && p->ctx.own_workdir) {
@@ -447,6 +465,7 @@ static void prepare_work(uv_work_t *w)
 
 static void prep_free(struct agent_prep *p)
 {
+    agent_runc_prep_free(p->runc);
     agent_process_ctx_free(&p->ctx);
     free(p->assignment);
     free(p);
@@ -458,6 +477,8 @@ static void prepare_done(uv_work_t *w, int status)
     struct agent_task *t = p->t;
     t->prep = NULL;
     if (t->closing) {
+        /* shoald is stopping: a container's bundle stays for the next
+         * shoald to clean (it finds the task dir without a monitor). */
         agent_cgroup_remove(&p->cgroup);
         prep_free(p);
         agent_task_unref(t);
@@ -481,11 +502,49 @@ static void prepare_done(uv_work_t *w, int status)
     prep_free(p);
 }
 
+static int queue_prepare(struct agent_prep *p, char *errmsg)
+{
+    int rv = uv_queue_work(agent_supervisor_loop(p->t->sup), &p->work, prepare_work, prepare_done);
+    if (rv != 0)
+        snprintf(errmsg, 256, "prepare: %s", uv_strerror(rv));
+    return rv;
+}
+
+/* A container's image is there (or could not be had): the bundle next. */
+static void image_ready(void *data, const struct agent_image *img, const char *why)
+{
+    struct agent_prep *p = data;
+    struct agent_task *t = p->t;
+    if (!t->closing && img) {
+        agent_runc_prep_set_image(p->runc, img);
+        if (queue_prepare(p, p->errmsg) == 0)
+            return; /* the task's reference goes to the work */
+    } else if (!t->closing) {
+        snprintf(p->errmsg, sizeof(p->errmsg), "image %s: %s", agent_runc_image_ref(p->runc),
+                 why && why[0] ? why : "cannot be had");
+    }
+    t->prep = NULL;
+    if (!t->closing) {
+        common_strlcpy(t->exit.error, p->errmsg, sizeof(t->exit.error));
+        agent_task_event(t, AGENT_EV_REJECTED);
+    }
+    prep_free(p);
+    agent_task_unref(t);
+}
+
+void agent_process_resume_prepare(struct agent_task *t)
+{
+    struct agent_prep *p = t->prep;
+    agent_images_get(agent_supervisor_images(t->sup), agent_runc_image_ref(p->runc), image_ready,
+                     p);
+}
+
 int agent_process_prepare(struct agent_task *t, char *errmsg)
 {
     const json_t *command = json_object_get(t->spec, "command");
     const json_t *args = json_object_get(t->spec, "args");
-    if (json_array_size(command) + json_array_size(args) == 0) {
+    int runc = agent_runc_is(t);
+    if (!runc && json_array_size(command) + json_array_size(args) == 0) {
         snprintf(errmsg, 256, "%s", "task.command is empty: the process driver needs a program");
         return -EINVAL;
     }
@@ -494,9 +553,21 @@ int agent_process_prepare(struct agent_task *t, char *errmsg)
     p->assignment = json_dumps(t->assignment, JSON_COMPACT);
     agent_process_ctx_init(t, &p->ctx);
     limits_of(t->spec, &p->lim);
-    int rv = uv_queue_work(agent_supervisor_loop(t->sup), &p->work, prepare_work, prepare_done);
+    if (runc) {
+        /* The user, work dir and limits are the container's (config.json). */
+        p->ctx.has_user = 0;
+        p->ctx.own_workdir = 0;
+        p->runc = agent_runc_prep_new(t);
+        t->prep = p;
+        t->open_handles++; /* the task lives until the preparation ends */
+        if (t->bg_busy)
+            t->prep_deferred = 1; /* the last run's clean-up goes first */
+        else
+            agent_process_resume_prepare(t);
+        return 0;
+    }
+    int rv = queue_prepare(p, errmsg);
     if (rv != 0) {
-        snprintf(errmsg, 256, "prepare: %s", uv_strerror(rv));
         prep_free(p);
         return rv;
     }
@@ -584,6 +655,11 @@ int agent_process_adopt(struct agent_task *t)
 
 void agent_process_cleanup(struct agent_task *t)
 {
+    if (agent_runc_is(t)) {
+        agent_runc_cleanup(t);
+        memset(&t->cgroup, 0, sizeof(t->cgroup));
+        return;
+    }
     agent_cgroup_remove(&t->cgroup);
     memset(&t->cgroup, 0, sizeof(t->cgroup));
 }

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "agent/cgroup.h"
+#include "agent/images.h"
+#include "agent/runc.h"
 #include "agent/task.h"
 #include "common/httpc.h"
 #include "common/log.h"
@@ -26,6 +28,7 @@ struct agent_supervisor {
     uv_loop_t *loop;
     struct agent_node *node;
     struct agent_supervisor_managers managers;
+    struct agent_images *images; /* borrowed */
     struct common_httpc *httpc;
     char tasks_dir[4200];
     struct agent_task **tasks; /* owned */
@@ -87,7 +90,7 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
  * go with it); never follows a symlink the task left there. */
 static void remove_dir(const char *dir)
 {
-    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
 /* Frees the forgotten tasks that have ended. */
@@ -96,7 +99,7 @@ static void sweep(struct agent_supervisor *sup)
     size_t k = 0;
     for (size_t i = 0; i < sup->n_tasks; i++) {
         struct agent_task *t = sup->tasks[i];
-        if (t->forgotten && agent_task_ended(t)) {
+        if (t->forgotten && agent_task_ended(t) && !t->bg_busy) {
             remove_dir(t->dir);
             agent_task_close(t);
         } else {
@@ -345,12 +348,44 @@ static void adopt_all(struct agent_supervisor *sup)
     closedir(d);
 }
 
+/* The image ids the tasks here use (what the runc driver recorded in
+ * DIR/image.id), so that image rm and gc leave them. */
+static json_t *images_in_use(void *data)
+{
+    struct agent_supervisor *sup = data;
+    json_t *ids = json_array();
+    for (size_t i = 0; i < sup->n_tasks; i++) {
+        char id[128];
+        if (!agent_task_ended(sup->tasks[i]) &&
+            agent_runc_image_id(sup->tasks[i]->dir, id, sizeof(id)) == 0)
+            json_array_append_new(ids, json_string(id));
+    }
+    return ids;
+}
+
+struct agent_images *agent_supervisor_images(struct agent_supervisor *sup)
+{
+    return sup->images;
+}
+
+const struct agent_net_config *agent_supervisor_net(struct agent_supervisor *sup)
+{
+    return &sup->node->net;
+}
+
+const char *agent_supervisor_data_dir(struct agent_supervisor *sup)
+{
+    return sup->node->data_dir;
+}
+
 int agent_supervisor_start(struct agent_supervisor **out, uv_loop_t *loop, struct agent_node *node,
-                           const struct agent_supervisor_managers *managers, char *errmsg)
+                           const struct agent_supervisor_managers *managers,
+                           struct agent_images *images, char *errmsg)
 {
     struct agent_supervisor *sup = xcalloc(1, sizeof(*sup));
     sup->loop = loop;
     sup->node = node;
+    sup->images = images;
     sup->managers = *managers;
     snprintf(sup->tasks_dir, sizeof(sup->tasks_dir), "%s/tasks", node->data_dir);
     if (mkdir(sup->tasks_dir, 0700) != 0 && errno != EEXIST) {
@@ -370,6 +405,8 @@ int agent_supervisor_start(struct agent_supervisor **out, uv_loop_t *loop, struc
     sup->watch_timer.data = sup->report_timer.data = sup;
     sup->open_handles = 2;
     adopt_all(sup);
+    if (images)
+        agent_images_set_in_use(images, images_in_use, sup);
     watch(sup);
     *out = sup;
     return 0;
@@ -402,6 +439,8 @@ void agent_supervisor_stop(struct agent_supervisor *sup, void (*cb)(void *data),
     sup->closing = 1;
     sup->stop_cb = cb;
     sup->stop_data = data;
+    if (sup->images)
+        agent_images_set_in_use(sup->images, NULL, NULL);
     for (size_t i = 0; i < sup->n_tasks; i++)
         agent_task_close(sup->tasks[i]);
     sup->n_tasks = 0;

@@ -97,6 +97,8 @@ struct agent_task {
     uint64_t healthy_at;      /* monotonic ms the current healthy spell began, 0 if none */
     uint64_t healthy_longest; /* the longest healthy spell of this run (ms) */
     char unhealthy[300];      /* why RECYCLING stopped it, "" otherwise */
+    int bg_busy;              /* runc: the clean-up of the last run is under way */
+    int prep_deferred;        /* runc: a start waits for that clean-up */
     int poll_active, proc_active, polls;
     int open_handles;
     int closing;
@@ -167,7 +169,10 @@ int agent_process_prepare(struct agent_task *t, char *errmsg);
 int agent_process_spawn(struct agent_task *t, char *errmsg);
 void agent_process_stop(struct agent_task *t);
 int agent_process_adopt(struct agent_task *t);
-/* Removes what the driver made for a run (cgroups); keeps logs. */
+/* Removes what the driver made for a run (cgroups; for containers also the
+ * mount, network and runc state, off the loop); keeps logs. */
 void agent_process_cleanup(struct agent_task *t);
+/* Goes on with a start that waited for the clean-up of the last run. */
+void agent_process_resume_prepare(struct agent_task *t);
 
 #endif

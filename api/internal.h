@@ -15,6 +15,7 @@ struct api__node_read;
 struct api__fanout;
 struct api__stats_sample;
 struct api__stats_fanout;
+struct api__image_op;
 
 struct common_httpc;
 struct rs_node;
@@ -42,6 +43,9 @@ struct api_server {
     void *node_stats_data;
     struct api__stats_sample *samples;       /* stats of this node's tasks being sampled */
     struct api__stats_fanout *stats_fanouts; /* stats requests waiting for nodes */
+    api_node_images_cb node_images;
+    void *node_images_data;
+    struct api__image_op *image_ops; /* image commands under way (images.c) */
     int closing;
 };
 
@@ -49,7 +53,7 @@ struct api_server {
 struct api__call {
     struct api_server *srv;
     struct api_http_req *req;                /* answered (and freed) by the reply functions */
-    char arg[64];                            /* the {name} segment of the path, if any */
+    char arg[512];                           /* the {name} segment of the path, if any */
     void (*handler)(struct api__call *call); /* set while a consistent read waits */
 };
 
@@ -168,6 +172,16 @@ void api__node_logs(struct api__call *call);
 /* Answers every parked log read and every POST /v1/logs still waiting for
  * nodes (with what it has); cancels their requests to other nodes. */
 void api__logs_release(struct api_server *srv);
+/* Node-local images (images.c): GET /v1/node/images, POST
+ * /v1/node/images/load and /gc, DELETE /v1/node/images/{ref-or-id}, run by
+ * the agent's image helper. */
+void api__node_images_ls(struct api__call *call);
+void api__node_images_load(struct api__call *call);
+void api__node_images_gc(struct api__call *call);
+void api__node_images_rm(struct api__call *call);
+/* Answers every image command under way with 503 (shutdown); their
+ * completions are then dropped. */
+void api__images_release(struct api_server *srv);
 
 /* Whether the request carries this node's credential (a manager asking) or
  * the admin token as a bearer token (logs.c). Returns 1 or 0. */

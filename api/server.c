@@ -60,6 +60,10 @@ static const struct route routes[] = {
     {HTTP_POST, "/v1/plan", api__plan, 0},
     {HTTP_POST, "/v1/node/logs", api__node_logs, ROUTE_OPEN | ROUTE_LOCAL},
     {HTTP_GET, "/v1/events", api__events, 0},
+    {HTTP_GET, "/v1/node/images", api__node_images_ls, ROUTE_LOCAL},
+    {HTTP_POST, "/v1/node/images/load", api__node_images_load, ROUTE_LOCAL},
+    {HTTP_POST, "/v1/node/images/gc", api__node_images_gc, ROUTE_LOCAL},
+    {HTTP_DELETE, "/v1/node/images/{}", api__node_images_rm, ROUTE_LOCAL},
 };
 
 const char *api__admin_token(struct api_server *srv)
@@ -329,6 +333,8 @@ int api_server_start(struct api_server **out, uv_loop_t *loop, struct rs_store *
     s->node_logs_data = cfg->node_logs_data;
     s->node_stats = cfg->node_stats;
     s->node_stats_data = cfg->node_stats_data;
+    s->node_images = cfg->node_images;
+    s->node_images_data = cfg->node_images_data;
     int rv = common_httpc_init(&s->httpc, loop);
     if (rv != 0) {
         snprintf(errmsg, 256, "HTTP client: %s", strerror(-rv));
@@ -356,6 +362,7 @@ void api_server_stop_accepting(struct api_server *s)
     api__waiters_release(s);
     api__logs_release(s);
     api__stats_release(s);
+    api__images_release(s);
 }
 
 struct close_ctx {

@@ -27,6 +27,13 @@ typedef int (*api_node_logs_cb)(void *data, const json_t *query, json_t **answer
  * "missing": [ID], "errors": {ID: why}} and returns 0, or returns a negative
  * errno with errmsg (256 bytes) set. Runs on the loop: it must be quick. */
 typedef int (*api_node_stats_cb)(void *data, const json_t *tasks, json_t **answer, char *errmsg);
+/* Runs an image command on this node (agent_images_run): argv (borrowed,
+ * NULL-terminated) is "ls" | "load" PATH | "rm" REF | "gc". done is called
+ * exactly once, later, with op and the command's answer (borrowed) or NULL
+ * and errmsg (borrowed). */
+typedef void (*api_node_images_done_cb)(void *op, const json_t *answer, const char *errmsg);
+typedef void (*api_node_images_cb)(void *data, const char *const *argv,
+                                   api_node_images_done_cb done, void *op);
 
 struct api_server_config {
     const char *listen;               /* borrowed: "ip:port" of the API */
@@ -42,6 +49,8 @@ struct api_server_config {
     void *node_logs_data;
     api_node_stats_cb node_stats; /* NULL: POST /v1/node/stats answers 503 */
     void *node_stats_data;
+    api_node_images_cb node_images; /* NULL: /v1/node/images answers 503 */
+    void *node_images_data;
 };
 
 /* Starts serving on cfg->listen. loop and store are borrowed and must

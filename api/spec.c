@@ -115,6 +115,15 @@ int api__spec_enum(const struct api__spec_field *f, const json_t *val, const cha
     return 0;
 }
 
+int api__spec_bool(const struct api__spec_field *f, const json_t *val, const char *path,
+                   json_t *out, struct api__spec_walk *w)
+{
+    if (val && !json_is_boolean(val))
+        return api__spec_bad(w, path, "must be true or false");
+    json_object_set_new(out, f->key, json_boolean(val && json_is_true(val)));
+    return 0;
+}
+
 int api__spec_int(const struct api__spec_field *f, const json_t *val, const char *path, json_t *out,
                   struct api__spec_walk *w)
 {

@@ -42,6 +42,11 @@ int api_spec_name_valid(const char *name);
  * and "SIGFOO" are -1). */
 int api_spec_signal_number(const char *name);
 
+/* The Linux capability names ("CAP_CHOWN" ...), NULL-terminated, and
+ * Docker's default set for containers (also NULL-terminated). */
+extern const char *const api_spec_caps[];
+extern const char *const api_spec_default_caps[];
+
 /* Returns the nesting depth of the JSON text s[0..len) (strings skipped), so a
  * body can be refused before it is parsed. */
 int api_json_depth(const char *s, size_t len);

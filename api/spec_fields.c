@@ -2,6 +2,7 @@
  * own, rules across fields, and the tables of docs/service-spec.md. */
 #include "api/spec.h"
 
+#include <ctype.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -388,6 +389,81 @@ static int task_post(json_t *task, const char *path, struct api__spec_walk *w)
         api__spec_path_key(p, path, "command");
         return api__spec_bad(w, p, "required (a non-empty list of strings) when driver is process");
     }
+    if (strcmp(driver, "process") != 0)
+        return 0;
+    static const char *const runc_only[] = {"mounts", "cap_add", "cap_drop"};
+    for (size_t i = 0; i < ARRAY_SIZE(runc_only); i++) {
+        if (json_array_size(json_object_get(task, runc_only[i])) > 0) {
+            api__spec_path_key(p, path, runc_only[i]);
+            return api__spec_bad(w, p, "only for the runc driver");
+        }
+    }
+    if (json_is_true(json_object_get(task, "read_only"))) {
+        api__spec_path_key(p, path, "read_only");
+        return api__spec_bad(w, p, "only for the runc driver");
+    }
+    if (strcmp(json_string_value(json_object_get(task, "network")), "bridge") == 0) {
+        api__spec_path_key(p, path, "network");
+        return api__spec_bad(w, p,
+                             "\"bridge\" needs the runc driver (processes use the "
+                             "node's network: \"host\")");
+    }
+    return 0;
+}
+
+static bool volume_name_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64 || !isalnum((unsigned char)s[0]))
+        return false;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
+}
+
+/* One mount: bind needs an absolute host path, volume a name, tmpfs no
+ * source; size is for tmpfs; no target twice. */
+static int mount_check(const json_t *m, const char *path, struct api__spec_walk *w)
+{
+    char p[API__SPEC_PATH_LEN];
+    const char *type = json_string_value(json_object_get(m, "type"));
+    const char *src = json_string_value(json_object_get(m, "source"));
+    api__spec_path_key(p, path, "source");
+    size_t len = strlen(src);
+    int dotdot = strstr(src, "/../") != NULL || (len >= 3 && strcmp(src + len - 3, "/..") == 0);
+    if (strcmp(type, "bind") == 0 && (src[0] != '/' || dotdot))
+        return api__spec_bad(w, p, "must be an absolute host path for a bind mount");
+    if (strcmp(type, "volume") == 0 && !volume_name_valid(src))
+        return api__spec_bad(w, p,
+                             "must be a volume name (letters, digits, '_', '.', '-') for a "
+                             "volume mount");
+    if (strcmp(type, "tmpfs") == 0 && src[0])
+        return api__spec_bad(w, p, "must be empty for a tmpfs mount");
+    if (strcmp(type, "tmpfs") != 0 && json_integer_value(json_object_get(m, "size")) > 0) {
+        api__spec_path_key(p, path, "size");
+        return api__spec_bad(w, p, "only for tmpfs mounts");
+    }
+    api__spec_path_key(p, path, "target");
+    if (strcmp(json_string_value(json_object_get(m, "target")), "/") == 0)
+        return api__spec_bad(w, p, "must not be \"/\"");
+    return 0;
+}
+
+static int mounts_post(json_t *list, const char *path, struct api__spec_walk *w)
+{
+    char p[API__SPEC_PATH_LEN];
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const json_t *a = json_array_get(list, i);
+        api__spec_path_index(p, path, i);
+        int rv = mount_check(a, p, w);
+        if (rv < 0)
+            return rv;
+        for (size_t j = 0; j < i; j++) {
+            if (json_equal(json_object_get(a, "target"),
+                           json_object_get(json_array_get(list, j), "target"))) {
+                snprintf(p, sizeof(p), "%s[%zu].target", path, i);
+                return api__spec_bad(w, p, "already mounted by %s[%zu]", path, j);
+            }
+        }
+    }
     return 0;
 }
 
@@ -462,6 +538,20 @@ static const struct api__spec_field port_fields[] = {
     ENUM("protocol", "tcp", protocol_choices),
 };
 
+static const char *const mount_choices[] = {"bind", "volume", "tmpfs", NULL};
+
+static const struct api__spec_field mount_fields[] = {
+    {.key = "type", .fn = api__spec_enum, .required = true, .choices = mount_choices},
+    STR("source", "", NULL, NULL),
+    {.key = "target",
+     .fn = api__spec_string,
+     .required = true,
+     .valid = abs_path,
+     .rule = "must be an absolute path in the container"},
+    {.key = "read_only", .fn = api__spec_bool},
+    SIZE("size"),
+};
+
 static const struct api__spec_field task_fields[] = {
     ENUM("driver", "process", driver_choices),
     STR("image", "", NULL, NULL),
@@ -483,6 +573,15 @@ static const struct api__spec_field task_fields[] = {
      .nsub = ARRAY_SIZE(port_fields),
      .post = ports_post},
     {.key = "network", .fn = f_network, .choices = network_choices},
+    {.key = "read_only", .fn = api__spec_bool},
+    {.key = "mounts",
+     .fn = api__spec_objlist,
+     .max = API_SPEC_MAX_LIST,
+     .sub = mount_fields,
+     .nsub = ARRAY_SIZE(mount_fields),
+     .post = mounts_post},
+    {.key = "cap_add", .fn = api__spec_caps, .max = 64},
+    {.key = "cap_drop", .fn = api__spec_caps, .max = 64},
 };
 
 static const struct api__spec_field preference_fields[] = {

@@ -93,6 +93,9 @@ int api__spec_number(const struct api__spec_field *f, const json_t *val, const c
 /* A duration of at least f->min ms, f->def when absent, canonical as "1m30s". */
 int api__spec_duration(const struct api__spec_field *f, const json_t *val, const char *path,
                        json_t *out, struct api__spec_walk *w);
+/* true or false, false when absent. */
+int api__spec_bool(const struct api__spec_field *f, const json_t *val, const char *path,
+                   json_t *out, struct api__spec_walk *w);
 /* A size ("64M" or bytes), canonical as integer bytes, 0 when absent. */
 int api__spec_size(const struct api__spec_field *f, const json_t *val, const char *path,
                    json_t *out, struct api__spec_walk *w);
@@ -111,6 +114,13 @@ int api__spec_server_set(const struct api__spec_field *f, const json_t *val, con
                          json_t *out, struct api__spec_walk *w);
 int api__spec_readonly(const struct api__spec_field *f, const json_t *val, const char *path,
                        json_t *out, struct api__spec_walk *w);
+
+/* ---- Capabilities (api/spec_caps.c) ---- */
+
+/* A list of capability names ("NET_ADMIN", "cap_net_admin" or "ALL"),
+ * canonical as "CAP_NET_ADMIN", no duplicates. */
+int api__spec_caps(const struct api__spec_field *f, const json_t *val, const char *path,
+                   json_t *out, struct api__spec_walk *w);
 
 /* ---- Signals (api/spec_signal.c) ---- */
 

@@ -70,6 +70,12 @@ struct ctl_command {
 int ctl_service_ps(struct ctl_ctx *ctx, int argc, char **argv);
 int ctl_node_ps(struct ctl_ctx *ctx, int argc, char **argv);
 
+/* image.c: the image store of the node at --addr. */
+int ctl_image_ls(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_image_load(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_image_rm(struct ctl_ctx *ctx, int argc, char **argv);
+int ctl_image_gc(struct ctl_ctx *ctx, int argc, char **argv);
+
 /* logs.c */
 int ctl_logs(struct ctl_ctx *ctx, int argc, char **argv);
 

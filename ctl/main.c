@@ -126,6 +126,23 @@ static const struct ctl_command commands[] = {
      0},
     {"node", "demote", ctl_node_demote, "NODE... [-o json]", "Make managers workers", WRITE_OUTPUT,
      "Example:\n  shoal node demote m4\n", 0},
+    {"image", "ls", ctl_image_ls, "[-o json|table]",
+     "List the images in the store of the node at --addr", READ_OUTPUT,
+     "Images are per node: --addr says which node's store.\n"
+     "\nExample:\n  shoal --addr 127.0.0.1:7070 image ls\n",
+     0},
+    {"image", "load", ctl_image_load, "FILE [-o json]",
+     "Load an OCI image layout or docker save tarball into the node's store", WRITE_OUTPUT,
+     "FILE must be readable by that node's shoald at the same path (it is made\n"
+     "absolute here). The image's ref comes from the tarball.\n"
+     "\nExample:\n  shoal image load ./busybox-oci.tar\n",
+     0},
+    {"image", "rm", ctl_image_rm, "REF|ID... [-o json]",
+     "Remove image refs; an image goes with its last ref (refused while a task uses it)",
+     WRITE_OUTPUT, "Example:\n  shoal image rm 127.0.0.1:5000/web:1\n", 0},
+    {"image", "gc", ctl_image_gc, "[-o json]",
+     "Remove every image no task on the node uses, and unreferenced blobs", WRITE_OUTPUT,
+     "Example:\n  shoal image gc\n", 0},
     {NULL, "logs", ctl_logs, "SERVICE|TASK [-f] [--tail N] [--since T] [-t] [-o json]",
      "Print the output of a service's tasks or of one task",
      "-f, --follow\tgo on printing new lines until interrupted (Ctrl-C exits 0)\n"

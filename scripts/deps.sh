@@ -4,7 +4,9 @@
 set -eu
 PKGS="build-essential pkg-config clang-format libraft-dev liblz4-dev libuv1-dev \
 libjansson-dev libcurl4-openssl-dev libhttp-parser-dev libcmocka-dev \
-python3 python3-pytest python3-requests wrk curl busybox-static"
+python3 python3-pytest python3-requests wrk curl busybox-static \
+libarchive-dev libssl-dev docker-registry skopeo umoci zstd nftables iproute2 runc \
+golang-github-containers-common"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "agent/monitor/cgroup.h"
+#include "agent/monitor/launch.h"
 #include "agent/monitor/options.h"
 #include "agent/monitor/spawn.h"
 #include "agent/monitor/state.h"
@@ -29,7 +30,8 @@
 static const char usage[] =
     "usage: shoal-monitor --dir DIR [--uid N --gid N] [--groups G1,G2,...] [--cwd PATH]\n"
     "                     [--stop-signal N] [--grace-ms N] [--log-max-size BYTES]\n"
-    "                     [--log-max-files N] [--cgroup CGDIR]... -- PROGRAM [ARG...]\n";
+    "                     [--log-max-files N] [--cgroup CGDIR]...\n"
+    "                     [--pid-file FILE [--launcher-log FILE]] -- PROGRAM [ARG...]\n";
 
 /* The task's lifecycle: state x event -> action (s6-supervise style). */
 enum phase { PHASE_RUNNING, PHASE_STOPPING, PHASE_KILLED, PHASE_DONE, PHASE_COUNT };
@@ -42,7 +44,8 @@ struct monitor {
     int sigfd;   /* SIGCHLD, SIGTERM, SIGINT */
     int timerfd; /* the stop grace period */
     enum phase phase;
-    bool reaped; /* status holds the task's wait status */
+    bool reaped;    /* status holds the task's wait status */
+    pid_t launcher; /* launcher mode: the launcher while it runs, else 0 */
     int status;
     struct mon_state state;
     struct mon_tasklog log;
@@ -90,8 +93,13 @@ static void report_log_error(struct monitor *m)
  * gone. */
 static void kill_task(const struct monitor *m, int sig)
 {
-    if (kill(-m->state.pid, sig) < 0)
-        kill(m->state.pid, sig);
+    /* Never kill(0) or kill(-1). A launcher is not signalled: a stop asked
+     * for during a launch is sent to the task once it runs. */
+    pid_t pid = m->state.pid;
+    if (pid <= 0)
+        return;
+    if (kill(-pid, sig) < 0)
+        kill(pid, sig);
 }
 
 static void send_stop(struct monitor *m)
@@ -112,8 +120,9 @@ static void send_stop(struct monitor *m)
 static void kill_all(struct monitor *m)
 {
     diag("grace period over: SIGKILL to task %d and its cgroups", (int)m->state.pid);
-    kill(-m->state.pid, SIGKILL);
-    kill(m->state.pid, SIGKILL);
+    kill_task(m, SIGKILL);
+    if (m->launcher > 0)
+        kill(m->launcher, SIGKILL);
     for (size_t i = 0; i < m->opt.n_cgroups; i++) {
         int r = mon_cgroup_kill(m->opt.cgroups[i], SIGKILL, getpid());
         if (r < 0)
@@ -129,7 +138,8 @@ static void finish(struct monitor *m)
     mon_pipe_drain(&m->out, &m->log);
     mon_pipe_drain(&m->err, &m->log);
     report_log_error(m);
-    kill(-m->state.pid, SIGKILL);
+    if (m->state.pid > 0)
+        kill(-m->state.pid, SIGKILL);
     while (!m->reaped && waitpid(m->state.pid, &m->status, 0) < 0 && errno == EINTR)
         ;
     struct mon_state *s = &m->state;
@@ -182,11 +192,55 @@ static void dispatch(struct monitor *m, enum event ev)
         action(m);
 }
 
+static void start_failed(struct monitor *m, int exit_code, const char *errmsg);
+
+/* Launcher mode: the launcher ended. Exit 0 and a pid file: the task runs
+ * (re-parented here); anything else: the start failed, with the launcher's
+ * own last error as the reason. A stop asked for meanwhile is sent now. */
+static void launched(struct monitor *m, const siginfo_t *si)
+{
+    m->launcher = 0;
+    pid_t pid = -EINVAL;
+    if (si->si_code == CLD_EXITED && si->si_status == 0)
+        pid = mon_launch_read_pid(m->opt.pid_file);
+    if (pid > 0) {
+        m->state.pid = pid;
+        m->state.started_ms = mon_state_now_ms();
+        save_state(m);
+        diag("task %d started by launcher \"%s\"", (int)pid, m->opt.argv[0]);
+        if (m->phase != PHASE_RUNNING)
+            kill_task(m, m->opt.stop_signal);
+        return;
+    }
+    char why[256] = "", errmsg[256];
+    if (m->opt.launcher_log)
+        mon_launch_last_error(m->opt.launcher_log, why, sizeof(why));
+    if (why[0])
+        snprintf(errmsg, sizeof(errmsg), "%s: %s", m->opt.argv[0], why);
+    else if (si->si_code == CLD_EXITED)
+        snprintf(errmsg, sizeof(errmsg), "%s exited with status %d%s", m->opt.argv[0],
+                 si->si_status, si->si_status == 0 ? " without a pid file" : "");
+    else
+        snprintf(errmsg, sizeof(errmsg), "%s killed by signal %d", m->opt.argv[0], si->si_status);
+    start_failed(m, 126, errmsg);
+}
+
 /* Looks at the task first without reaping it; then reaps whatever else
- * exited (as a subreaper the monitor inherits the task's orphans). */
+ * exited (as a subreaper the monitor inherits the task's orphans). While a
+ * launcher runs only the launcher is reaped: the task it starts may end
+ * before the pid file is read, and must stay a zombie until then. */
 static void on_sigchld(struct monitor *m)
 {
     siginfo_t si = {0};
+    if (m->launcher > 0) {
+        if (waitid(P_PID, (id_t)m->launcher, &si, WEXITED | WNOHANG) != 0 ||
+            si.si_pid != m->launcher)
+            return;
+        launched(m, &si);
+        if (m->phase == PHASE_DONE || m->state.pid <= 0)
+            return;
+        memset(&si, 0, sizeof(si));
+    }
     if (waitid(P_PID, (id_t)m->state.pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
         si.si_pid == m->state.pid) {
         dispatch(m, EV_TASK_EXITED);
@@ -371,6 +425,12 @@ static void start_task(struct monitor *m)
     if (r < 0) {
         m->state.pid = 0;
         start_failed(m, exit_code, errmsg);
+        return;
+    }
+    if (m->opt.pid_file) {
+        m->launcher = m->state.pid;
+        m->state.pid = 0;
+        diag("launcher %d started: \"%s\"", (int)m->launcher, m->opt.argv[0]);
         return;
     }
     m->state.started_ms = now;

@@ -141,6 +141,22 @@ static int opt_cgroup(struct mon_options *o, const char *name, const char *arg, 
     return 0;
 }
 
+static int opt_pid_file(struct mon_options *o, const char *name, const char *arg, char *errmsg)
+{
+    (void)name;
+    (void)errmsg;
+    o->pid_file = arg;
+    return 0;
+}
+
+static int opt_launcher_log(struct mon_options *o, const char *name, const char *arg, char *errmsg)
+{
+    (void)name;
+    (void)errmsg;
+    o->launcher_log = arg;
+    return 0;
+}
+
 static const struct {
     const char *name;
     opt_parse_cb parse;
@@ -155,6 +171,8 @@ static const struct {
     {"--log-max-size", opt_log_size},
     {"--log-max-files", opt_log_files},
     {"--cgroup", opt_cgroup},
+    {"--pid-file", opt_pid_file},
+    {"--launcher-log", opt_launcher_log},
 };
 
 static opt_parse_cb find_option(const char *name)
@@ -178,6 +196,10 @@ static int check(const struct mon_options *o, bool has_gid, char *errmsg)
         snprintf(errmsg, 256, "--uid and --gid go together");
     else if (o->groups != NULL && !o->has_ids)
         snprintf(errmsg, 256, "--groups needs --uid and --gid");
+    else if (o->pid_file != NULL && (o->has_ids || o->cwd != NULL))
+        snprintf(errmsg, 256, "--pid-file (launcher mode) takes no --uid, --gid or --cwd");
+    else if (o->launcher_log != NULL && o->pid_file == NULL)
+        snprintf(errmsg, 256, "--launcher-log needs --pid-file");
     else
         return 0;
     return -EINVAL;

@@ -27,6 +27,13 @@ struct mon_options {
     unsigned log_max_files;
     const char *cgroups[MON_MAX_CGROUPS]; /* borrowed from argv */
     size_t n_cgroups;
+    /* Launcher mode (runc run -d): PROGRAM starts the task and exits 0; the
+     * task is then the pid written in pid_file, re-parented to the monitor
+     * (a subreaper). The cgroups are only watched and killed, not joined
+     * (the launcher puts the task in them). launcher_log: a JSON-lines log
+     * whose last error says why a launch failed. Borrowed from argv. */
+    const char *pid_file;
+    const char *launcher_log;
     char **argv; /* borrowed: PROGRAM and its arguments, NULL-terminated */
 };
 

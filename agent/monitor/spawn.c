@@ -63,7 +63,7 @@ run_child(const struct mon_options *o, const struct mon_spawn_fds *fds, int errf
 {
     if (setsid() < 0)
         child_fail(errfd, EXIT_CANNOT, "setsid: %s", strerror(errno));
-    for (size_t i = 0; i < o->n_cgroups; i++) {
+    for (size_t i = 0; i < o->n_cgroups && o->pid_file == NULL; i++) {
         int r = mon_cgroup_join(o->cgroups[i]);
         if (r < 0)
             child_fail(errfd, EXIT_CANNOT, "cgroup \"%s\": %s", o->cgroups[i], strerror(-r));

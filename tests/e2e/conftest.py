@@ -195,3 +195,14 @@ def _stop_everything():
                 p.wait(timeout=30)
             except (OSError, subprocess.TimeoutExpired):
                 pass
+
+
+@pytest.fixture
+def registry(tmp_path):
+    """A started docker-registry on 127.0.0.1:<free port> (imagetest.Registry:
+    .addr, .root), stopped by pid in teardown."""
+    from imagetest import Registry  # pylint: disable=import-outside-toplevel
+
+    r = Registry(tmp_path).start()
+    yield r
+    r.stop()

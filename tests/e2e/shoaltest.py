@@ -122,6 +122,7 @@ class Node:
         self.unexpected_exits = []  # return codes of exits nobody asked for
         self.allow_exit = False  # True: exiting by itself is not a problem
         self._token = None
+        self.extra_args = []  # more shoald options, given on every start
 
     # ---- process control -------------------------------------------------
 
@@ -146,7 +147,7 @@ class Node:
             ]
         if self.log_level:
             cmd += ["--log-level", self.log_level]
-        return cmd
+        return cmd + list(self.extra_args)
 
     def start(self, wait_leader=True):
         """Starts shoald (bootstrapping on first start, then with --data-dir

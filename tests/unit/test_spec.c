@@ -75,6 +75,10 @@ static void test_minimal_defaults(void **state)
         {"task.health", "null"},
         {"task.ports", "[]"},
         {"task.network", "'host'"},
+        {"task.read_only", "false"},
+        {"task.mounts", "[]"},
+        {"task.cap_add", "[]"},
+        {"task.cap_drop", "[]"},
         {"placement",
          "{'constraints': [], 'max_replicas_per_node': 0, 'preferences': [], 'strategy': "
          "'spread'}"},
@@ -96,7 +100,7 @@ static void test_minimal_defaults(void **state)
     {
         assert_string_equal(key, keys[i++]);
     }
-    assert_int_equal(json_object_size(json_object_get(out, "task")), 15);
+    assert_int_equal(json_object_size(json_object_get(out, "task")), 19);
     for (i = 0; i < ARRAY_SIZE(defaults); i++) {
         json_auto_t *want = parse(defaults[i].value);
         const json_t *got = get_path(out, defaults[i].path);
