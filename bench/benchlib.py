@@ -13,7 +13,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
-from shoaltest import kill_tasks_under  # noqa: E402  pylint: disable=wrong-import-position
+from shoaltest import kill_tasks_under  # noqa: E402,F401  pylint: disable=wrong-import-position
 
 B = sys.argv[1]
 TMP = tempfile.mkdtemp(prefix="shoal-bench-cluster.")
