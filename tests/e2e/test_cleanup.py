@@ -1,8 +1,9 @@
 """kill_tasks_under leaves nothing of what a container node killed -9 left:
 processes in task cgroups, runc state, overlay and netns mounts, veths, the
-node's bridge and nft table (when named), cgroups. The leftovers are made by
-hand here (a real runc container, a sleep in its own netns and cgroup, a
-veth pair, mounts), so no shoald is needed."""
+node's bridge and nft table (when named), cgroups. The first test makes the
+leftovers by hand (a real runc container, a sleep in its own netns and
+cgroup, a veth pair, mounts), so it needs no shoald; the last one kills -9 a
+real node running containers."""
 
 import json
 import os
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import imagetest
 from shoaltest import CGROUP_ROOT, _mounts_under, kill_tasks_under, wait_until
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mounts, cgroups, veths)")
@@ -150,3 +152,52 @@ def test_no_containers_is_a_no_op(tmp_path):
     (tdir / "state").write_text("monitor_pid=0\npid=0\n")
     kill_tasks_under(tmp_path / "n1")
     assert tdir.is_dir() and (tdir / "state").exists()
+
+
+def free_subnet():
+    """A 10.x /24 no route on this host uses."""
+    routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True, timeout=30,
+                            check=False).stdout
+    for k in range(os.getpid() % 4096, os.getpid() % 4096 + 4096):
+        prefix = f"10.{160 + (k // 256) % 16}.{k % 256}."
+        if prefix not in routes:
+            return prefix + "0/24"
+    pytest.skip("no free 10.x subnet")
+
+
+def test_node_killed_with_containers(make_node, tmp_path):
+    bridge = f"bc{uuid.uuid4().hex[:8]}"
+    table = f"shoal_{bridge}"
+    n = make_node(start=False)
+    n.extra_args = ["--bridge", bridge, "--bridge-subnet", free_subnet()]
+    n.start()
+    try:
+        tar = imagetest.oci_tarball(imagetest.build_image(tmp_path), tmp_path / "oci.tar")
+        st, _, body = n.api("POST", "/v1/node/images/load", {"path": str(tar)})
+        assert st == 200, body
+        task = {"driver": "runc", "image": "busybox:latest", "command": ["/bin/sleep", "1000"]}
+        for name, network, replicas in (("b", "bridge", 2), ("h", "host", 1)):
+            st, _, body = n.api("POST", "/v1/services", {
+                "name": name, "replicas": replicas, "task": dict(task, network=network)})
+            assert st in (200, 201), body
+
+        def running():
+            _, _, ts = n.api("GET", "/v1/tasks")
+            return sum(1 for t in ts if t.get("state") == "running") == 3
+        wait_until(running, 60, what="3 containers running")
+        ids = [d.name for d in (n.data_dir / "tasks").iterdir()]
+        veths = [json.loads(f.read_text())["veth"]
+                 for f in (n.data_dir / "net" / "tasks").glob("*.json")]
+        assert len(veths) == 2 and all(link_exists(v) for v in veths)
+        n.kill9()
+
+        kill_tasks_under(n.base, bridges=[(bridge, table)])
+
+        assert _mounts_under(str(n.base.resolve())) == []
+        assert not [g for i in ids for g in CGROUP_ROOT.glob(f"*/shoal/{i}")]
+        assert not list((n.data_dir / "runc").glob("*"))
+        assert not [v for v in veths + [bridge] if link_exists(v)]
+        assert not table_exists(table)
+    finally:
+        n.kill9()
+        kill_tasks_under(n.base, bridges=[(bridge, table)])
