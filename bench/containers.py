@@ -254,7 +254,11 @@ def cluster(n, subnets, tar):
     apis = [f"127.0.0.1:{free_port()}" for _ in range(n)]
     start("k1", ["--bootstrap", *node_args("k1", apis[0], subnets[0])])
     token = admin_token("k1", apis[0])
-    mtok = call(apis[0], "GET", "/v1/cluster/join-token/manager", token)[1]["token"]
+    answers = []
+    if not wait(lambda: answers.append(call(apis[0], "GET", "/v1/cluster/join-token/manager",
+                                            token)) or answers[-1][0] == 200, 60):
+        raise SystemExit(f"containers: no join token: {answers[-1]}")
+    mtok = answers[-1][1]["token"]
     for i in range(1, n):
         start(f"k{i + 1}", ["--join", apis[0], "--token", mtok,
                             *node_args(f"k{i + 1}", apis[i], subnets[i])])
