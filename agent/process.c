@@ -520,8 +520,9 @@ static void image_ready(void *data, const struct agent_image *img, const char *w
         if (queue_prepare(p, p->errmsg) == 0)
             return; /* the task's reference goes to the work */
     } else if (!t->closing) {
-        snprintf(p->errmsg, sizeof(p->errmsg), "image %s: %s", agent_runc_image_ref(p->runc),
-                 why && why[0] ? why : "cannot be had");
+        /* The helper's reason names the image: "REF: manifest ... not found". */
+        snprintf(p->errmsg, sizeof(p->errmsg), "image pull: %s",
+                 why && why[0] ? why : agent_runc_image_ref(p->runc));
     }
     t->prep = NULL;
     if (!t->closing) {

@@ -2,6 +2,7 @@
  * touches files, mounts or the network runs on the libuv thread pool. */
 #include "agent/runc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -420,12 +421,35 @@ static void teardown(const char *data_dir, const char *runc_root, const char *ru
     rmdir(path);
 }
 
+/* A port without a target goes to the one the image exposes for its
+ * protocol ("80/tcp" in ExposedPorts), else to the published port. */
+static int default_target(const json_t *image_config, const struct agent_net_port *p)
+{
+    const char *key;
+    json_t *v;
+    int found = 0, n = 0;
+    json_object_foreach((json_t *)json_object_get(image_config, "ExposedPorts"), key, v)
+    {
+        char proto[8] = "tcp";
+        int port = 0;
+        if (sscanf(key, "%d/%7s", &port, proto) >= 1 && strcmp(proto, p->proto) == 0 &&
+            port > 0 && port < 65536) {
+            found = port;
+            n++;
+        }
+    }
+    return n == 1 ? found : p->published;
+}
+
 static int setup_net(struct agent_runc_prep *r, const char *dir, struct agent_net_task *net,
                      char *errmsg)
 {
     memset(net, 0, sizeof(*net));
     if (!r->bridge)
         return 0;
+    for (size_t i = 0; i < r->n_ports; i++)
+        if (r->ports[i].target == 0)
+            r->ports[i].target = default_target(r->image_config, &r->ports[i]);
     int rv = agent_net_ensure(&r->net, errmsg);
     rv = rv ?: agent_net_task_setup(&r->net, r->id, r->ports, r->n_ports, net, errmsg);
     if (rv < 0)
@@ -537,7 +561,8 @@ static void cleanup_done(uv_work_t *w, int status)
             t->prep_deferred = 0;
             agent_process_resume_prepare(t);
         } else {
-            agent_supervisor_changed(t->sup, NULL); /* lets the sweep free it */
+            t->dirty = 1; /* ended for real now (agent_task_report) */
+            agent_supervisor_changed(t->sup, t);
         }
     }
     agent_task_unref(t);
@@ -575,6 +600,74 @@ static void read_line(const char *dir, const char *name, char *out, size_t size)
         out[0] = '\0';
     out[strcspn(out, "\n")] = '\0';
     fclose(f);
+}
+
+/* ---- orphans ---- */
+
+struct sweep {
+    uv_work_t work;
+    char data_dir[4096];
+    char runc_root[4200];
+    char runc_bin[4096];
+    struct agent_net_config net;
+};
+
+/* Whether DATA/tasks/ID exists. */
+static int task_known(const char *data_dir, const char *id)
+{
+    char path[4400];
+    snprintf(path, sizeof(path), "%s/tasks/%s", data_dir, id);
+    return access(path, F_OK) == 0;
+}
+
+static void sweep_work(uv_work_t *w)
+{
+    struct sweep *s = container_of(w, struct sweep, work);
+    char dir[4400];
+    DIR *d = opendir(s->runc_root);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' || task_known(s->data_dir, e->d_name))
+            continue;
+        LOGI("runc: removing container %s: its task is gone", e->d_name);
+        snprintf(dir, sizeof(dir), "%s/tasks/%s", s->data_dir, e->d_name);
+        teardown(s->data_dir, s->runc_root, s->runc_bin, &s->net, e->d_name, dir);
+    }
+    if (d)
+        closedir(d);
+    char **ids = NULL, errbuf[256];
+    size_t n = 0;
+    if (agent_net_list(&s->net, &ids, &n) != 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (task_known(s->data_dir, ids[i]))
+            continue;
+        LOGI("net: removing the network of %s: its task is gone", ids[i]);
+        if (agent_net_task_teardown(&s->net, ids[i], errbuf) != 0)
+            LOGW("net: %s: %s", ids[i], errbuf);
+    }
+    agent_net_list_free(ids, n);
+}
+
+static void sweep_done(uv_work_t *w, int status)
+{
+    (void)status;
+    free(container_of(w, struct sweep, work));
+}
+
+void agent_runc_sweep(struct agent_supervisor *sup)
+{
+    struct sweep *s = xcalloc(1, sizeof(*s));
+    common_strlcpy(s->data_dir, agent_supervisor_data_dir(sup), sizeof(s->data_dir));
+    snprintf(s->runc_root, sizeof(s->runc_root), "%s/runc", s->data_dir);
+    find_program("runc", s->runc_bin, sizeof(s->runc_bin));
+    s->net = *agent_supervisor_net(sup);
+    if (access(s->runc_root, F_OK) != 0 && access(s->net.data_dir, F_OK) != 0) {
+        free(s); /* this node never ran a container */
+        return;
+    }
+    if (uv_queue_work(agent_supervisor_loop(sup), &s->work, sweep_work, sweep_done) != 0)
+        free(s);
 }
 
 void agent_runc_task_ip(const char *dir, char *out, size_t size)

@@ -19,6 +19,7 @@
 
 struct agent_task;
 struct agent_image;
+struct agent_supervisor;
 struct agent_runc_prep;
 
 /* Whether t runs with the runc driver. */
@@ -47,6 +48,11 @@ void agent_runc_launch_args(const struct agent_runc_prep *r, const char *dir, co
  * the network and the cgroups, off the loop. t->bg_busy is set until it is
  * done; then, if a start waits (t->prep_deferred), it goes on. */
 void agent_runc_cleanup(struct agent_task *t);
+
+/* Off the loop, once at start: removes the containers and networks of
+ * tasks whose directory is gone (a crash between removing the dir and the
+ * clean-up, or a dir removed by hand). */
+void agent_runc_sweep(struct agent_supervisor *sup);
 
 /* The id of the image the task's last run used (DIR/image.id). Returns 0,
  * or -ENOENT when there is none. */

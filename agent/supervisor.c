@@ -339,6 +339,8 @@ static void adopt_all(struct agent_supervisor *sup)
         int rv = agent_process_adopt(t);
         if (rv < 0) /* never started: the assignment will say what to do */
             t->state = AGENT_T_NEW;
+        if (rv < 0 && agent_runc_is(t))
+            agent_process_cleanup(t); /* a bundle half made when shoald stopped */
         LOGI("supervisor: task %s: %s", t->id,
              rv == 0   ? "still running"
              : rv == 1 ? "ended while shoald was away"
@@ -405,6 +407,7 @@ int agent_supervisor_start(struct agent_supervisor **out, uv_loop_t *loop, struc
     sup->watch_timer.data = sup->report_timer.data = sup;
     sup->open_handles = 2;
     adopt_all(sup);
+    agent_runc_sweep(sup);
     if (images)
         agent_images_set_in_use(images, images_in_use, sup);
     watch(sup);

@@ -393,7 +393,11 @@ int agent_task_ended(const struct agent_task *t)
 
 json_t *agent_task_report(const struct agent_task *t)
 {
-    json_t *r = json_pack("{s:s, s:s, s:s, s:I}", "id", t->id, "state", agent_task_state_name(t),
+    /* A container that ended still holds its network and published ports
+     * until its clean-up is done: ended only then, so that nothing is
+     * placed on its ports meanwhile (the clean-up reports again). */
+    const char *state = agent_task_ended(t) && t->bg_busy ? "running" : agent_task_state_name(t);
+    json_t *r = json_pack("{s:s, s:s, s:s, s:I}", "id", t->id, "state", state,
                           "message", t->message, "restarts", (json_int_t)t->restarts);
     if (t->exit.code >= 0 && (t->state == AGENT_T_BACKOFF || agent_task_ended(t)))
         json_object_set_new(r, "exit_code", json_integer(t->exit.code));

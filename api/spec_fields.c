@@ -534,7 +534,9 @@ static const struct api__spec_field health_fields[] = {
 
 static const struct api__spec_field port_fields[] = {
     {.key = "published", .fn = api__spec_int, .required = true, .min = 1, .max = MAX_PORT},
-    {.key = "target", .fn = api__spec_int, .required = true, .min = 1, .max = MAX_PORT},
+    /* 0 (absent): the port the image exposes for the protocol (ExposedPorts,
+     * when it exposes exactly one), else the published port. */
+    {.key = "target", .fn = api__spec_int, .min = 0, .max = MAX_PORT, .idef = 0},
     ENUM("protocol", "tcp", protocol_choices),
 };
 

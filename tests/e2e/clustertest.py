@@ -83,7 +83,7 @@ class ClusterNode(Node):
             else:
                 cmd += ["--join", self.join_via, "--token", self.join_token, *where]
             cmd += self.first_args
-        cmd += self.cluster.args
+        cmd += self.cluster.args + self.net_args()
         if self.log_level:
             cmd += ["--log-level", self.log_level]
         return cmd

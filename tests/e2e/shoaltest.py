@@ -147,7 +147,19 @@ class Node:
             ]
         if self.log_level:
             cmd += ["--log-level", self.log_level]
-        return cmd + list(self.extra_args)
+        return cmd + self.net_args() + list(self.extra_args)
+
+    @property
+    def bridge(self):
+        """This node's container bridge: nodes share the host's network, so
+        each has its own bridge, subnet and nft table (made only when a
+        container with a bridge network starts)."""
+        return f"sb{self.api_port}"
+
+    def net_args(self):
+        p = self.api_port
+        return ["--bridge", self.bridge,
+                "--bridge-subnet", f"10.{100 + (p >> 8) % 150}.{p & 255}.0/24"]
 
     def start(self, wait_leader=True):
         """Starts shoald (bootstrapping on first start, then with --data-dir
@@ -315,6 +327,7 @@ class Node:
                     problems.append(f"{self.name}: exit code {rc} after {signal.Signals(sig).name}"
                                     " (None: still running after the timeout)")
         kill_tasks_under(self.base)
+        remove_bridge(self.bridge)
         text = self.stderr_text()
         for mark in SANITIZER_MARKS:
             if mark in text:
@@ -334,6 +347,15 @@ def _kill(pid):
         os.kill(pid, signal.SIGKILL)
     except OSError:
         pass
+
+
+def remove_bridge(bridge):
+    """Removes a node's container bridge and its nft table (shoald leaves
+    them, as a daemon should; a test removes what its nodes made)."""
+    if Path(f"/sys/class/net/{bridge}").exists():
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
+    subprocess.run(["nft", "delete", "table", "ip", f"shoal_{bridge}"], capture_output=True,
+                   check=False)
 
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")

@@ -154,23 +154,9 @@ def test_no_containers_is_a_no_op(tmp_path):
     assert tdir.is_dir() and (tdir / "state").exists()
 
 
-def free_subnet():
-    """A 10.x /24 no route on this host uses."""
-    routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True, timeout=30,
-                            check=False).stdout
-    for k in range(os.getpid() % 4096, os.getpid() % 4096 + 4096):
-        prefix = f"10.{160 + (k // 256) % 16}.{k % 256}."
-        if prefix not in routes:
-            return prefix + "0/24"
-    pytest.skip("no free 10.x subnet")
-
-
 def test_node_killed_with_containers(make_node, tmp_path):
-    bridge = f"bc{uuid.uuid4().hex[:8]}"
-    table = f"shoal_{bridge}"
-    n = make_node(start=False)
-    n.extra_args = ["--bridge", bridge, "--bridge-subnet", free_subnet()]
-    n.start()
+    n = make_node()
+    bridge, table = n.bridge, f"shoal_{n.bridge}"
     try:
         tar = imagetest.oci_tarball(imagetest.build_image(tmp_path), tmp_path / "oci.tar")
         st, _, body = n.api("POST", "/v1/node/images/load", {"path": str(tar)})

@@ -202,6 +202,8 @@ static const struct {
      "3, 'start_period': '0s'}"},
     {"{'name': 'a', 'task': {'command': ['x'], 'ports': [{'published': 80, 'target': 8080}]}}",
      "task.ports", "[{'published': 80, 'target': 8080, 'protocol': 'tcp'}]"},
+    {"{'name': 'a', 'task': {'command': ['x'], 'ports': [{'published': 80}]}}", "task.ports",
+     "[{'published': 80, 'target': 0, 'protocol': 'tcp'}]"},
     {"{'name': 'a', 'task': {'command': ['x']}, 'placement': {'constraints': ['node.labels.a "
      "== b', 'node.id !=x']}}",
      "placement.constraints", "['node.labels.a==b', 'node.id!=x']"},
@@ -346,7 +348,7 @@ static const struct {
     {T("{" C ", 'ports': [{'published': 0, 'target': 80}]}"), "task.ports[0].published"},
     {T("{" C ", 'ports': [{'published': 65536, 'target': 80}]}"), "task.ports[0].published"},
     {T("{" C ", 'ports': [{'published': 80, 'target': -1}]}"), "task.ports[0].target"},
-    {T("{" C ", 'ports': [{'published': 80}]}"), "task.ports[0].target"},
+    {T("{" C ", 'ports': [{'published': 80, 'target': 65536}]}"), "task.ports[0].target"},
     {T("{" C ", 'ports': [{'published': 80, 'target': 80, 'protocol': 'sctp'}]}"),
      "task.ports[0].protocol"},
     /* health */
