@@ -1,5 +1,7 @@
 """Helpers shared by the Python benchmarks: shoald processes in a temporary
-dir (argv[1] is the build dir), API calls, waits, RSS."""
+dir (argv[1] is the build dir), API calls, waits, RSS. kill_tasks_under is
+the e2e tests' clean-up (tests/e2e/shoaltest.py): what nodes left under a
+dir (monitors, tasks, containers, mounts, veths, cgroups) goes."""
 import json
 import os
 import signal
@@ -9,6 +11,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
+from shoaltest import kill_tasks_under  # noqa: E402,F401  pylint: disable=wrong-import-position
 
 B = sys.argv[1]
 TMP = tempfile.mkdtemp(prefix="shoal-bench-cluster.")

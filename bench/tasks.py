@@ -5,11 +5,10 @@ heartbeat settings), shoald's RSS with 500 tasks and each monitor's. Prints
 figures; asserts nothing."""
 import os
 import shutil
-import signal
 import time
 from pathlib import Path
 
-from benchlib import TMP, call, free_port, rss_kb, start, stop_all, wait
+from benchlib import TMP, call, free_port, kill_tasks_under, rss_kb, start, stop_all, wait
 
 
 def pss_kb(pid):
@@ -56,23 +55,6 @@ def timed(label, pred, timeout=60):
     ok = wait(pred, timeout)
     ms = int((time.time() - t0) * 1000)
     print(f"{label:<52} {ms if ok else 'TIMEOUT':>8} ms")
-
-
-def kill_leftovers():
-    """Kills (by pid, from their state files) monitors and tasks still
-    running under the benchmark's dir."""
-    for state in Path(TMP).glob("*/data/tasks/*/state"):
-        kv = dict(l.split("=", 1) for l in state.read_text().splitlines() if "=" in l)
-        for key in ("pid", "monitor_pid"):
-            pid = int(kv.get(key, "0") or 0)
-            try:
-                env = open(f"/proc/{pid}/environ", "rb").read()
-                cmd = open(f"/proc/{pid}/cmdline", "rb").read()
-            except OSError:
-                continue
-            if pid > 1 and (f"SHOAL_TASK_ID={state.parent.name}".encode() in env or
-                            str(state.parent).encode() in cmd):
-                os.kill(pid, signal.SIGKILL)
 
 
 def rollout_state(api, token, name):
@@ -147,5 +129,5 @@ try:
     main()
 finally:
     stop_all()
-    kill_leftovers()
+    kill_tasks_under(TMP)
     shutil.rmtree(TMP, ignore_errors=True)

@@ -11,6 +11,7 @@ SHOAL_E2E_LOG_LEVEL=debug to start the daemons with --log-level debug.
 import http.client
 import json
 import os
+import re
 import resource
 import signal
 import socket
@@ -357,16 +358,170 @@ def remove_bridge(bridge):
                    check=False)
 
 
-def kill_tasks_under(base):
-    """Kills (by pid) what a node left running under its data dir: the
-    monitors (their command line names the dir), the tasks they started
-    (their environment holds SHOAL_TASK_ID), processes whose cwd is inside
-    it; then removes the tasks' cgroups."""
-    base = str(Path(base).resolve())
-    task_ids = []
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CLEANUP_TIMEOUT = 10.0  # per step: processes to die, runc to delete, mounts to go
+
+
+def _run_quiet(cmd, timeout=CLEANUP_TIMEOUT):
+    """Runs cmd, ignoring its output and failure; True when it exited 0."""
+    try:
+        return subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=timeout,
+                              check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _data_dirs(base):
+    """The node data dirs at most 3 levels below base (base itself
+    included): those holding tasks/, runc/ or net/tasks/."""
+    dirs, level = [], [base]
+    for depth in range(4):
+        dirs += [d for d in level if any((d / sub).is_dir()
+                                         for sub in ("tasks", "runc", "net/tasks"))]
+        if depth < 3:
+            level = [c for d in level for c in _subdirs(d)]
+    return dirs
+
+
+def _subdirs(d):
+    try:
+        return [c for c in d.iterdir() if c.is_dir() and not c.is_symlink()]
+    except OSError:
+        return []
+
+
+def _task_ids(data_dirs):
+    """Every task id a node left a trace of: task dirs, runc containers,
+    network allocations."""
+    ids = set()
+    for data in data_dirs:
+        ids.update(p.name for p in (data / "tasks").glob("*") if p.is_dir())
+        ids.update(p.name for p in (data / "runc").glob("*") if p.is_dir())
+        ids.update(p.stem for p in (data / "net" / "tasks").glob("*.json"))
+    return sorted(i for i in ids if i and not i.startswith(".") and "/" not in i)
+
+
+def _task_cgroups(task_id):
+    """The task's cgroups on every v1 controller and on v2 (unified)."""
+    return [g for g in list(CGROUP_ROOT.glob(f"*/shoal/{task_id}")) +
+            list(CGROUP_ROOT.glob(f"shoal/{task_id}")) if g.is_dir()]
+
+
+def _cgroup_pids(groups):
+    pids = set()
+    for g in groups:
+        for procs in [g / "cgroup.procs"] + list(g.glob("**/cgroup.procs")):
+            try:
+                pids.update(int(x) for x in procs.read_text().split())
+            except (OSError, ValueError):
+                pass
+    return pids
+
+
+def _kill_cgroups(task_ids):
+    """SIGKILLs (by pid) every process in the tasks' cgroups, thawing a frozen
+    group first, until they are empty or CLEANUP_TIMEOUT passed."""
+    groups = [g for t in task_ids for g in _task_cgroups(t)]
+    for g in groups:
+        if (g / "freezer.state").exists():
+            try:
+                (g / "freezer.state").write_text("THAWED")
+            except OSError:
+                pass
+    deadline = time.monotonic() + CLEANUP_TIMEOUT
+    while time.monotonic() < deadline:
+        pids = _cgroup_pids(groups) - {os.getpid()}
+        if not pids:
+            return
+        for pid in pids:
+            _kill(pid)
+        time.sleep(0.02)
+
+
+def _runc_delete(data_dirs):
+    """`runc --root DATA/runc delete --force ID` for every container left."""
+    for data in data_dirs:
+        root = data / "runc"
+        for c in sorted(root.glob("*")):
+            if c.is_dir():
+                _run_quiet(["runc", "--root", str(root), "delete", "--force", c.name])
+
+
+def _mounts_under(base):
+    """Mount points at or below base, from /proc/self/mountinfo (octal
+    escapes decoded), deepest first."""
+    points = []
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            fields = line.split(" ")
+            if len(fields) < 5:
+                continue
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+            if point == base or point.startswith(base + "/"):
+                points.append(point)
+    return sorted(points, key=lambda p: (p.count("/"), len(p)), reverse=True)
+
+
+def _unmount_under(base):
+    """Unmounts everything mounted under base (stacked mounts included),
+    deepest first; `umount -l` when a plain umount fails."""
+    deadline = time.monotonic() + CLEANUP_TIMEOUT
+    while time.monotonic() < deadline:
+        points = _mounts_under(base)
+        if not points:
+            return
+        for point in points:
+            if not _run_quiet(["umount", point]):
+                _run_quiet(["umount", "-l", point])
+
+
+def _delete_veths(data_dirs):
+    """Deletes the host veths the nodes' network allocations name."""
+    for data in data_dirs:
+        for alloc in (data / "net" / "tasks").glob("*.json"):
+            try:
+                veth = json.loads(alloc.read_text()).get("veth")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(veth, str) and re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", veth) and \
+                    Path("/sys/class/net", veth).exists():
+                _run_quiet(["ip", "link", "del", veth])
+
+
+def _delete_bridges(bridges):
+    """Deletes each (bridge, nft table) pair the caller made (None: skip)."""
+    for bridge, table in bridges:
+        if bridge and Path("/sys/class/net", bridge, "bridge").exists():
+            _run_quiet(["ip", "link", "del", bridge])
+        if table and _run_quiet(["nft", "list", "table", "ip", table]):
+            _run_quiet(["nft", "delete", "table", "ip", table])
+
+
+def _remove_cgroups(task_ids):
+    """Removes the tasks' cgroups (children first), retrying while the last
+    killed processes are still leaving them."""
+    for task_id in task_ids:
+        for group in _task_cgroups(task_id):
+            for sub in sorted((p for p in group.glob("**/*") if p.is_dir()),
+                              key=lambda p: len(p.parts), reverse=True) + [group]:
+                deadline = time.monotonic() + 2
+                while time.monotonic() < deadline:
+                    try:
+                        sub.rmdir()
+                        break
+                    except FileNotFoundError:
+                        break
+                    except OSError:
+                        time.sleep(0.02)
+
+
+def _kill_processes_under(base, task_ids):
+    """Kills (by pid) the monitors (their command line names the dir), the
+    process tasks (their environment holds SHOAL_TASK_ID) and processes
+    whose cwd is inside base."""
     for state in Path(base).glob("**/tasks/*/state"):
         task_id = state.parent.name
-        task_ids.append(task_id)
         values = dict(line.split("=", 1) for line in state.read_text(errors="replace").splitlines()
                       if "=" in line)
         pid = int(values.get("pid", "0") or 0)
@@ -392,16 +547,31 @@ def kill_tasks_under(base):
             continue
         if cwd == base or cwd.startswith(base + "/"):
             _kill(pid)
-    for task_id in task_ids:
-        for group in list(Path("/sys/fs/cgroup").glob(f"*/shoal/{task_id}")) + \
-                list(Path("/sys/fs/cgroup").glob(f"shoal/{task_id}")):
-            deadline = time.monotonic() + 2
-            while time.monotonic() < deadline:
-                try:
-                    group.rmdir()
-                    break
-                except OSError:
-                    time.sleep(0.02)
+
+
+def kill_tasks_under(base, bridges=()):
+    """Leaves nothing on the host of what nodes whose dirs are under base
+    left behind (say after a kill -9 of shoald with tasks running), in this
+    order: the monitors, process tasks and processes working inside base
+    (by pid); every process in the tasks' cgroups (by pid); runc's state
+    (`runc --root DATA/runc delete --force` per container); every mount at or
+    below base (overlay rootfs, netns bind mounts), deepest first; the host
+    veths named in DATA/net/tasks/*.json; each (bridge, nft table) pair of
+    `bridges` (only those the caller made: a node's defaults may be shared);
+    then the tasks' cgroups on every controller. A task is known by its dir
+    under DATA/tasks, DATA/runc or DATA/net/tasks. Touches nothing outside
+    base but those cgroups, veths, bridges and tables; with no tasks and no
+    mounts it does nothing."""
+    base = str(Path(base).resolve())
+    data_dirs = _data_dirs(Path(base))
+    task_ids = _task_ids(data_dirs)
+    _kill_processes_under(base, task_ids)
+    _kill_cgroups(task_ids)
+    _runc_delete(data_dirs)
+    _unmount_under(base)
+    _delete_veths(data_dirs)
+    _delete_bridges(bridges)
+    _remove_cgroups(task_ids)
 
 
 class RawConn:
