@@ -95,6 +95,15 @@ static void monitor_path(char *out, size_t size)
     snprintf(out, size, "%s/shoal-monitor", self[0] ? self : ".");
 }
 
+static void fsev_stop(struct agent_task *t)
+{
+    if (!t->fsev_active)
+        return;
+    t->fsev_active = 0;
+    uv_fs_event_stop(&t->fsev);
+    uv_close((uv_handle_t *)&t->fsev, agent_task_handle_closed);
+}
+
 static void monitor_gone(uv_poll_t *h, int status, int events)
 {
     (void)status;
@@ -103,6 +112,7 @@ static void monitor_gone(uv_poll_t *h, int status, int events)
     uv_poll_stop(h);
     uv_close((uv_handle_t *)h, agent_task_handle_closed);
     t->poll_active = 0;
+    fsev_stop(t);
     close(t->pidfd);
     t->pidfd = -1;
     t->monitor_pid = 0;
@@ -133,21 +143,55 @@ static int watch_monitor(struct agent_task *t, pid_t monitor_pid)
     return 0;
 }
 
+/* Whether the monitor's state file names the program's pid: then it runs.
+ * Returns 1 when the start was seen (or the end is for the pidfd). */
+static int check_started(struct agent_task *t)
+{
+    struct mon_state ms;
+    if (read_state(t->dir, &ms) == 0 && ms.pid > 0) {
+        fsev_stop(t);
+        uv_timer_stop(&t->timer);
+        t->pid = ms.pid;
+        agent_task_event(t, AGENT_EV_STARTED);
+        return 1;
+    }
+    return ms.has_exit; /* the pidfd reports the end */
+}
+
+/* The state file is replaced (renamed over) when the monitor learns the
+ * pid: inotify tells at once (a container's start takes tens of ms, and a
+ * poll would add up to its interval to every start). */
+static void state_changed(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+    (void)events;
+    struct agent_task *t = h->data;
+    if (status == 0 && (!filename || strcmp(filename, "state") == 0) &&
+        t->state == AGENT_T_STARTING)
+        check_started(t);
+}
+
 /* Polls the state file until the monitor says the program runs (a few ms):
- * every 2 ms at first, backing off to 100 ms. */
+ * every 2 ms at first, backing off to 100 ms; inotify usually sees it
+ * first. */
 static void start_poll(uv_timer_t *h)
 {
     struct agent_task *t = h->data;
-    struct mon_state ms;
-    if (read_state(t->dir, &ms) == 0 && ms.pid > 0) {
-        t->pid = ms.pid;
-        agent_task_event(t, AGENT_EV_STARTED);
+    if (check_started(t))
         return;
-    }
-    if (ms.has_exit)
-        return; /* the pidfd reports the end */
     t->polls++;
     uv_timer_start(h, start_poll, t->polls < 10 ? 2 : t->polls < 40 ? 20 : 100, 0);
+}
+
+static void watch_state_file(struct agent_task *t)
+{
+    uv_fs_event_init(agent_supervisor_loop(t->sup), &t->fsev);
+    t->fsev.data = t;
+    t->open_handles++;
+    if (uv_fs_event_start(&t->fsev, state_changed, t->dir, 0) != 0) {
+        uv_close((uv_handle_t *)&t->fsev, agent_task_handle_closed);
+        return; /* the poll alone then */
+    }
+    t->fsev_active = 1;
 }
 
 static void proc_exited(uv_process_t *p, int64_t status, int sig)
@@ -588,6 +632,8 @@ int agent_process_spawn(struct agent_task *t, char *errmsg)
     if (rv != 0)
         return rv;
     t->polls = 0;
+    if (!t->fsev_active)
+        watch_state_file(t);
     uv_timer_start(&t->timer, start_poll, 1, 0);
     return 0;
 }

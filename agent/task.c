@@ -397,8 +397,8 @@ json_t *agent_task_report(const struct agent_task *t)
      * until its clean-up is done: ended only then, so that nothing is
      * placed on its ports meanwhile (the clean-up reports again). */
     const char *state = agent_task_ended(t) && t->bg_busy ? "running" : agent_task_state_name(t);
-    json_t *r = json_pack("{s:s, s:s, s:s, s:I}", "id", t->id, "state", state,
-                          "message", t->message, "restarts", (json_int_t)t->restarts);
+    json_t *r = json_pack("{s:s, s:s, s:s, s:I}", "id", t->id, "state", state, "message",
+                          t->message, "restarts", (json_int_t)t->restarts);
     if (t->exit.code >= 0 && (t->state == AGENT_T_BACKOFF || agent_task_ended(t)))
         json_object_set_new(r, "exit_code", json_integer(t->exit.code));
     if (t->health.status != AGENT_HEALTH_NONE)
@@ -434,6 +434,10 @@ void agent_task_close(struct agent_task *t)
         uv_close((uv_handle_t *)&t->poll, agent_task_handle_closed);
     if (t->proc_active)
         uv_close((uv_handle_t *)&t->proc, agent_task_handle_closed);
+    if (t->fsev_active) {
+        t->fsev_active = 0;
+        uv_close((uv_handle_t *)&t->fsev, agent_task_handle_closed);
+    }
     if (t->pidfd >= 0)
         close(t->pidfd);
     t->pidfd = -1;

@@ -88,6 +88,7 @@ struct agent_task {
     int forgotten;           /* no longer assigned: freed once ended */
     uv_timer_t timer;        /* backoff, start polling, stop watchdog */
     uv_poll_t poll;          /* readable when the monitor exits */
+    uv_fs_event_t fsev;      /* DIR changed while starting: the state file may name the pid */
     uv_process_t proc;       /* the monitor, when this shoald spawned it */
     struct agent_prep *prep; /* the preparation under way (owned by it) */
     /* Health: the checker of the current run, and what it last found (kept
@@ -99,7 +100,7 @@ struct agent_task {
     char unhealthy[300];      /* why RECYCLING stopped it, "" otherwise */
     int bg_busy;              /* runc: the clean-up of the last run is under way */
     int prep_deferred;        /* runc: a start waits for that clean-up */
-    int poll_active, proc_active, polls;
+    int poll_active, proc_active, fsev_active, polls;
     int open_handles;
     int closing;
 };

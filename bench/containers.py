@@ -1,5 +1,6 @@
-"""Containers: task start latency on a one-node cluster, from the create's
-answer to the task's first `running` event, for a runc container (network
+"""Containers: task start latency on a one-node cluster, from the task's
+assignment (the leader's time of the plan that made it) to its first
+`running` event, for a runc container (network
 host and bridge) and for a process task, beside a bare `runc run -d` of the
 same bundle (Shoal's own config.json, copied from a running task, with a
 busybox rootfs) timed until its pid file exists, all in the same run and
@@ -148,8 +149,8 @@ def event_head(api, token):
 
 
 def start_latency(api, token, spec, timeout=60):
-    """Creates spec (1 replica), times from the create's answer to its
-    task's `running` event. Returns (seconds or None, task id, {state: ms
+    """Creates spec (1 replica), times from its task's assignment (the
+    plan's commit) to its `running` event. Returns (seconds or None, task id, {state: ms
     from the create's answer to the event's `at`, the time the API applied
     the node's report})."""
     index = event_head(api, token)
@@ -164,6 +165,13 @@ def start_latency(api, token, spec, timeout=60):
         for e in evs:
             phases.setdefault(e.get("to"), e.get("at", 0) - wall0)
             if e.get("to") == "running":
+                # Assignment -> running: from the leader's time of the plan
+                # that made the task (created_ms) to the time it applied
+                # the node's report (the event's at), both on its clock.
+                st, task = call(api, "GET", f"/v1/tasks/{e.get('task')}", token)
+                created = task.get("created_ms") if st == 200 and task else None
+                if created:
+                    return (e.get("at", 0) - created) / 1000, e.get("task"), phases
                 return time.monotonic() - t0, e.get("task"), phases
             if e.get("to") in ("failed", "rejected"):
                 print(f"containers: {spec['name']}: task {e.get('to')}: {e.get('message')}")
