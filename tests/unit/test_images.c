@@ -31,8 +31,10 @@ static const char script[] =
     "case \"$*\" in *fail*) echo '{\"error\": \"boom: no such image\"}'; echo oops >&2; exit 1;; "
     "esac\n"
     "case \"$*\" in *hang*) sleep 30;; esac\n"
+    "root=/r; case \"$*\" in *keep*) root=$(dirname \"$0\");; esac\n"
     "printf '{\"ref\": \"%s\", \"id\": \"sha256:aa\", \"digest\": \"sha256:bb\", "
-    "\"rootfs\": \"/r\", \"config\": {\"Cmd\": [\"sh\"]}, \"args\": \"%s\"}\\n' \"$last\" \"$*\"\n";
+    "\"rootfs\": \"%s\", \"config\": {\"Cmd\": [\"sh\"]}, \"args\": \"%s\"}\\n' \"$last\" "
+    "\"$root\" \"$*\"\n";
 
 struct fixture {
     uv_loop_t loop;
@@ -104,7 +106,7 @@ static void got_image(void *data, const struct agent_image *img, const char *err
     if (img) {
         common_strlcpy(r->ref, img->ref, sizeof(r->ref));
         assert_string_equal(img->id, "sha256:aa");
-        assert_string_equal(img->rootfs, "/r");
+        assert_true(strcmp(img->rootfs, "/r") == 0 || strstr(img->rootfs, "shoal-test-images"));
         assert_non_null(json_object_get(img->config, "Cmd"));
     } else {
         common_strlcpy(r->err, errmsg, sizeof(r->err));
@@ -160,6 +162,36 @@ static void test_get_shares_one_run(void **state)
     assert_string_equal(r[1].ref, "127.0.0.1:5000/a:sleep");
     assert_string_equal(r[2].ref, "127.0.0.1:5000/b:1");
     assert_int_equal(runs(f), 2);
+}
+
+/* A pinned ref (by digest, or local) whose rootfs exists is answered from
+ * memory the next time (still never synchronously); a registry tag is
+ * resolved again; image rm empties the cache. */
+static void test_get_caches_pinned_refs(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const refs[] = {"busybox:keep", "127.0.0.1:5000/a@sha256:keep",
+                                       "127.0.0.1:5000/a:keep"};
+    for (int round = 0; round < 2; round++) {
+        struct result r[3] = {0};
+        for (int i = 0; i < 3; i++)
+            agent_images_get(f->im, refs[i], got_image, &r[i]);
+        assert_int_equal(r[0].called + r[1].called + r[2].called, 0);
+        run_until(f, r, 3);
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(r[i].called, 1);
+            assert_string_equal(r[i].ref, refs[i]);
+        }
+        assert_int_equal(runs(f), round == 0 ? 3 : 4);
+    }
+    struct result rm = {0}, again = {0};
+    const char *argv[] = {"rm", "x", NULL};
+    agent_images_run(f->im, argv, got_answer, &rm);
+    run_until(f, &rm, 1);
+    agent_images_get(f->im, refs[0], got_image, &again);
+    run_until(f, &again, 1);
+    assert_int_equal(again.called, 1);
+    assert_int_equal(runs(f), 6);
 }
 
 static void test_get_error(void **state)
@@ -260,6 +292,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_with_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_helper, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_caches_pinned_refs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
