@@ -363,13 +363,54 @@ def replicas_on_cluster(tar):
                   and not any(any(Path(d, "runc").glob("*/state.json")) for d in dirs), 180)
         took = f"{(time.monotonic() - t0) * 1000:7.0f} ms" if ok else "TIMEOUT"
         print(f"{f'delete, network {network} -> all gone:':<52} {took}")
+    return api, token
+
+
+def rollout_state(api, token, name):
+    st, r = call(api, "GET", f"/v1/services/{name}/rollout", token)
+    return r.get("state") if st == 200 and r else None
+
+
+def rolling_updates(api, token):
+    """Issue 6's figures for containers: a rolling update of 20 replicas,
+    parallelism 5, no monitor delay; then a failing update rolled back."""
+    name = "croll"
+    spec = container_spec(name, "bridge", 20)
+    # An init that ends on SIGTERM (a sleeping PID 1 ignores it and would
+    # wait out the grace period at every stop).
+    spec["task"]["command"] = ["/bin/sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
+    spec["update"] = {"parallelism": 5, "monitor": "0s", "failure_action": "rollback"}
+    spec["rollback"] = {"parallelism": 0, "monitor": "0s"}
+    call(api, "POST", "/v1/services", token, spec)
+    wait(lambda: count_running(api, token, name) == 20, 120)
+
+    def timed(label, pred):
+        t0 = time.monotonic()
+        ok = wait(pred, 120)
+        took = f"{(time.monotonic() - t0) * 1000:7.0f} ms" if ok else "TIMEOUT"
+        print(f"{label:<52} {took}")
+
+    spec["task"]["env"] = {"RELEASE": "2"}
+    call(api, "PUT", f"/v1/services/{name}", token, spec)
+    timed("containers: rolling update, 20 replicas, par. 5:",
+          lambda: rollout_state(api, token, name) == "completed" and
+          count_running(api, token, name) == 20)
+    spec["task"]["command"] = ["/bin/sh", "-c", "exit 1"]
+    spec["task"]["restart"] = {"condition": "none"}
+    call(api, "PUT", f"/v1/services/{name}", token, spec)
+    timed("containers: failing update -> all 20 back:",
+          lambda: rollout_state(api, token, name) == "rolled_back" and
+          count_running(api, token, name) == 20)
+    call(api, "DELETE", f"/v1/services/{name}", token)
+    wait(lambda: call(api, "GET", f"/v1/tasks?service={name}", token)[1] in ([], None), 120)
 
 
 def main():
     tar = image_tarball()
     if start_latencies(tar):
         stop_all()
-        replicas_on_cluster(tar)
+        api, token = replicas_on_cluster(tar)
+        rolling_updates(api, token)
 
 
 if __name__ == "__main__":
