@@ -168,27 +168,38 @@ static char *read_in_root(const char *rootfs, const char *path)
     return buf;
 }
 
-/* Finds the line of /etc/passwd or /etc/group whose name (field 0) or id
- * (field 2) is key; fills fields (at most 4) pointing into the line copy
- * line (size bytes). Returns 1 when found. */
+/* Walks the lines of an /etc/passwd or /etc/group text: *p (advanced past
+ * the line) is copied into line (size bytes) and split on ':' into fields
+ * (at most 4, the rest NULL). Returns the number of fields, 0 for a line too
+ * long (skipped), -1 at the end. */
+static int next_entry(const char **p, char *line, size_t size, char **fields)
+{
+    if (!*p || !**p)
+        return -1;
+    const char *nl = strchr(*p, '\n');
+    size_t len = nl ? (size_t)(nl - *p) : strlen(*p);
+    int k = 0;
+    memset(fields, 0, 4 * sizeof(*fields));
+    if (len < size) {
+        memcpy(line, *p, len);
+        line[len] = '\0';
+        char *save = line;
+        for (char *f; k < 4 && (f = strsep(&save, ":")) != NULL;)
+            fields[k++] = f;
+    }
+    *p = nl ? nl + 1 : NULL;
+    return k;
+}
+
+/* Finds the entry whose name (field 0) or id (field 2) is key; fields point
+ * into line. Returns 1 when found. */
 static int find_entry(const char *text, const char *key, int by_id, char *line, size_t size,
                       char **fields)
 {
-    for (const char *p = text; p && *p;) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        if (len < size) {
-            memcpy(line, p, len);
-            line[len] = '\0';
-            size_t k = 0;
-            char *save = line;
-            for (char *f; k < 4 && (f = strsep(&save, ":")) != NULL;)
-                fields[k++] = f;
-            if (k >= 3 && strcmp(fields[by_id ? 2 : 0], key) == 0)
-                return 1;
-        }
-        p = nl ? nl + 1 : NULL;
-    }
+    int k;
+    while ((k = next_entry(&text, line, size, fields)) >= 0)
+        if (k >= 3 && strcmp(fields[by_id ? 2 : 0], key) == 0)
+            return 1;
     return 0;
 }
 
@@ -200,24 +211,14 @@ static int is_number(const char *s)
 /* The groups that list name as a member. */
 static void member_groups(const char *groups, const char *name, struct agent_oci_user *u)
 {
-    char line[4096];
-    for (const char *p = groups; p && *p && u->n_groups < AGENT_OCI_MAX_GROUPS;) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        char *fields[4] = {0};
-        if (len < sizeof(line)) {
-            memcpy(line, p, len);
-            line[len] = '\0';
-            size_t k = 0;
-            char *save = line;
-            for (char *f; k < 4 && (f = strsep(&save, ":")) != NULL;)
-                fields[k++] = f;
-            char *members = k == 4 ? fields[3] : NULL;
-            for (char *m; members && (m = strsep(&members, ",")) != NULL;)
-                if (strcmp(m, name) == 0)
-                    u->groups[u->n_groups++] = (gid_t)strtoul(fields[2], NULL, 10);
-        }
-        p = nl ? nl + 1 : NULL;
+    char line[4096], *fields[4];
+    int k;
+    while (u->n_groups < AGENT_OCI_MAX_GROUPS &&
+           (k = next_entry(&groups, line, sizeof(line), fields)) >= 0) {
+        char *members = k == 4 ? fields[3] : NULL;
+        for (char *m; members && (m = strsep(&members, ",")) != NULL;)
+            if (strcmp(m, name) == 0)
+                u->groups[u->n_groups++] = (gid_t)strtoul(fields[2], NULL, 10);
     }
 }
 

@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <glob.h>
 #include <pthread.h>
 #include <spawn.h>
@@ -108,23 +107,6 @@ static int run_cmd(char *const *argv, char *errbuf)
         if (errno != EINTR)
             return -errno;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (flag == FTW_DP)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
-}
-
-/* Removes a tree without following symlinks or crossing mounts. */
-static void rm_tree(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
 static int write_text(const char *path, const char *text, char *errmsg)
@@ -403,7 +385,7 @@ static void teardown(const char *data_dir, const char *runc_root, const char *ru
     static const char *const dirs[] = {"upper", "ovwork"};
     for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, dirs[i]);
-        rm_tree(path);
+        common_rm_tree(path);
     }
     snprintf(path, sizeof(path), "%s/net.ip", dir);
     if (access(path, F_OK) == 0) {
@@ -432,8 +414,8 @@ static int default_target(const json_t *image_config, const struct agent_net_por
     {
         char proto[8] = "tcp";
         int port = 0;
-        if (sscanf(key, "%d/%7s", &port, proto) >= 1 && strcmp(proto, p->proto) == 0 &&
-            port > 0 && port < 65536) {
+        if (sscanf(key, "%d/%7s", &port, proto) >= 1 && strcmp(proto, p->proto) == 0 && port > 0 &&
+            port < 65536) {
             found = port;
             n++;
         }

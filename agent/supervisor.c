@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,22 +74,12 @@ static void add_task(struct agent_supervisor *sup, struct agent_task *t)
     sup->tasks[sup->n_tasks++] = t;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (flag == FTW_DP)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
-}
-
 /* Removes the files of a task no longer assigned (its logs and its work dir
- * go with it); never follows a symlink the task left there. */
+ * go with it); never follows a symlink the task left there, nor enters a
+ * container's rootfs that is still mounted. */
 static void remove_dir(const char *dir)
 {
-    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    common_rm_tree(dir);
 }
 
 /* Frees the forgotten tasks that have ended. */

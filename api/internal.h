@@ -202,6 +202,10 @@ void api__images_release(struct api_server *srv);
 int api__node_caller_ok(struct api_server *srv, const struct api_http_req *req);
 /* The same as a route's check: returns 0, or -EACCES after answering 401. */
 int api__node_caller_check(struct api__call *call);
+/* The start of a node route: 503 while shutting down or when this node
+ * does not serve it (serves 0: "this node serves no WHAT"), then the caller
+ * check. Returns 0, or a negative errno once answered. */
+int api__node_route_check(struct api__call *call, int serves, const char *what);
 
 /* stats.c, stats_fanout.c: POST /v1/node/stats (every node), GET
  * /v1/tasks/{id}/stats and GET /v1/services/{name}/stats (managers). */

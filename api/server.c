@@ -267,6 +267,17 @@ int api__node_caller_check(struct api__call *call)
     return -EACCES;
 }
 
+int api__node_route_check(struct api__call *call, int serves, const char *what)
+{
+    if (call->srv->closing || !serves) {
+        api__reply_error(call, API_UNAVAILABLE, NULL, "%s%s",
+                         call->srv->closing ? "this node is shutting down" : "this node serves no ",
+                         call->srv->closing ? "" : what);
+        return -EAGAIN;
+    }
+    return api__node_caller_check(call);
+}
+
 static void consistent_cb(void *data, int status)
 {
     struct api__call *call = data;

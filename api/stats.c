@@ -170,12 +170,7 @@ static int node_body(const json_t *body, struct api_err *err)
 void api__node_stats(struct api__call *call)
 {
     struct api_server *srv = call->srv;
-    if (srv->closing || !srv->node_stats) {
-        api__reply_error(call, API_UNAVAILABLE, NULL,
-                         srv->closing ? "this node is shutting down" : "this node serves no stats");
-        return;
-    }
-    if (api__node_caller_check(call) != 0)
+    if (api__node_route_check(call, srv->node_stats != NULL, "stats") != 0)
         return;
     struct api_err err = {0};
     json_auto_t *body = api__parse_body(call, &err);

@@ -1,6 +1,7 @@
 #include "common/util.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -116,4 +117,20 @@ int common_secret_equal(const char *a, const char *b)
     for (size_t i = 0; i < la; i++)
         diff |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
     return diff == 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
+void common_rm_tree(const char *path)
+{
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }

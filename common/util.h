@@ -58,4 +58,8 @@ int common_random_hex(char *out, size_t n);
  * differ (for secrets). Returns 1 when equal. */
 int common_secret_equal(const char *a, const char *b);
 
+/* Removes a directory tree (best effort) without following symlinks or
+ * crossing into mounted file systems (a still-mounted rootfs stays). */
+void common_rm_tree(const char *path);
+
 #endif
