@@ -71,10 +71,14 @@ static int t_connect(struct raft_uv_transport *outer, struct raft_uv_connect *re
     return rv;
 }
 
+/* Passed on once: see io_closed_once in raft/store.c. */
 static void closed(struct raft_uv_transport *inner)
 {
     struct rs_transport *t = inner_of(inner);
-    t->close_cb(&t->outer);
+    raft_uv_transport_close_cb cb = t->close_cb;
+    t->close_cb = NULL;
+    if (cb)
+        cb(&t->outer);
 }
 
 static void t_close(struct raft_uv_transport *outer, raft_uv_transport_close_cb cb)
