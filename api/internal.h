@@ -14,9 +14,7 @@ struct api__waiter;
 struct api__node_read;
 struct api__fanout;
 struct api__stats_sample;
-struct api__stats_fanout;
 struct api__image_op;
-struct api__images_fanout;
 
 struct common_httpc;
 struct rs_node;
@@ -39,15 +37,15 @@ struct api_server {
     api_node_logs_cb node_logs;
     void *node_logs_data;
     struct api__node_read *node_reads; /* parked POST /v1/node/logs reads (logs.c) */
-    struct api__fanout *fanouts;       /* POST /v1/logs waiting for nodes (logs_fanout.c) */
+    struct api__fanout *fanouts;       /* POST /v1/logs waiting for nodes (api/fanout.h) */
     api_node_stats_cb node_stats;
     void *node_stats_data;
-    struct api__stats_sample *samples;       /* stats of this node's tasks being sampled */
-    struct api__stats_fanout *stats_fanouts; /* stats requests waiting for nodes */
+    struct api__stats_sample *samples; /* stats of this node's tasks being sampled */
+    struct api__fanout *stats_fanouts; /* stats requests waiting for nodes */
     api_node_images_cb node_images;
     void *node_images_data;
-    struct api__image_op *image_ops;           /* image commands under way (images.c) */
-    struct api__images_fanout *images_fanouts; /* image requests waiting for nodes */
+    struct api__image_op *image_ops;    /* image commands under way (images.c) */
+    struct api__fanout *images_fanouts; /* image requests waiting for nodes */
     int closing;
 };
 
@@ -167,6 +165,9 @@ void api__plan(struct api__call *call);
  * or against another type, whole. Nesting is bounded by the caller
  * (request bodies: API_SPEC_MAX_DEPTH). */
 json_t *api__plan_diff(const json_t *old, const json_t *new);
+/* A new list (transferred) of the objects of tasks (borrowed), each with
+ * "slot", "node" and "id", in the order of slot, then node, then id. */
+json_t *api__tasks_by_slot(const json_t *tasks);
 
 /* logs_fanout.c: POST /v1/logs (managers); logs.c: POST /v1/node/logs (every node). */
 #define API_LOGS_MAX_WAIT_MS 30000 /* the longest wait of either */
@@ -206,6 +207,16 @@ int api__node_caller_check(struct api__call *call);
  * does not serve it (serves 0: "this node serves no WHAT"), then the caller
  * check. Returns 0, or a negative errno once answered. */
 int api__node_route_check(struct api__call *call, int serves, const char *what);
+/* The same, then the JSON body parsed: returns it (transferred, free with
+ * json_decref), or NULL once answered. */
+json_t *api__node_route_body(struct api__call *call, int serves, const char *what);
+/* The end of a node route's work on this node, with call as ctx: answers
+ * ans (transferred) as 200, or error (borrowed) as 500. */
+void api__node_route_done(void *ctx, json_t *ans, const char *error);
+/* Checks that body (borrowed) has no key but those of fields (borrowed,
+ * NULL-terminated). Returns 0, or -EINVAL with err set to the first unknown
+ * field. */
+int api__body_only_fields(const json_t *body, const char *const *fields, struct api_err *err);
 
 /* stats.c, stats_fanout.c: POST /v1/node/stats (every node), GET
  * /v1/tasks/{id}/stats and GET /v1/services/{name}/stats (managers). */

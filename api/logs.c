@@ -144,21 +144,6 @@ int api__logs_check_tail_since(const json_t *body, json_t *query, struct api_err
     return 0;
 }
 
-int api__logs_only_fields(const json_t *body, const char *const *fields, struct api_err *err)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)body, key, v)
-    {
-        size_t i = 0;
-        while (fields[i] && strcmp(fields[i], key) != 0)
-            i++;
-        if (!fields[i])
-            return api_err_set(err, API_BAD_REQUEST, key, "unknown field");
-    }
-    return 0;
-}
-
 /* ---- reads of this node's logs ---- */
 
 /* A read of this node's logs that waits for new lines. */
@@ -281,15 +266,6 @@ struct api__node_read *api__node_read_start(struct api_server *srv, json_t *quer
 
 /* ---- POST /v1/node/logs ---- */
 
-static void node_call_done(void *ctx, json_t *ans, const char *error)
-{
-    struct api__call *call = ctx;
-    if (ans)
-        api__reply_json(call, 200, 0, ans);
-    else
-        api__reply_error(call, API_INTERNAL, NULL, "%s", error);
-}
-
 /* Checks a POST /v1/node/logs body into query (what the reader takes) and
  * the wait. */
 static int node_body(const json_t *body, json_t *query, int64_t *wait_ms, struct api_err *err)
@@ -298,7 +274,7 @@ static int node_body(const json_t *body, json_t *query, int64_t *wait_ms, struct
     json_t *tasks = json_object_get(body, "tasks");
     json_t *wait = json_object_get(body, "wait_ms");
     json_t *max = json_object_get(body, "max_bytes");
-    if (api__logs_only_fields(body, fields, err) != 0 ||
+    if (api__body_only_fields(body, fields, err) != 0 ||
         api__logs_check_cursors(tasks, "tasks", API__LOGS_NODE_MAX_TASKS, err) != 0 ||
         api__logs_check_tail_since(body, query, err) != 0)
         return -EINVAL;
@@ -319,19 +295,18 @@ static int node_body(const json_t *body, json_t *query, int64_t *wait_ms, struct
 
 void api__node_logs(struct api__call *call)
 {
-    struct api_server *srv = call->srv;
-    if (api__node_route_check(call, srv->node_logs != NULL, "logs") != 0)
+    json_auto_t *body = api__node_route_body(call, call->srv->node_logs != NULL, "logs");
+    if (!body)
         return;
     struct api_err err = {0};
-    json_auto_t *body = api__parse_body(call, &err);
     json_t *query = json_object();
     int64_t wait_ms = 0;
-    if (!body || node_body(body, query, &wait_ms, &err) != 0) {
+    if (node_body(body, query, &wait_ms, &err) != 0) {
         json_decref(query);
         api__reply_err(call, &err);
         return;
     }
-    api__node_read_start(srv, query, wait_ms, call, node_call_done, call);
+    api__node_read_start(call->srv, query, wait_ms, call, api__node_route_done, call);
 }
 
 void api__logs_release(struct api_server *srv)
@@ -342,5 +317,5 @@ void api__logs_release(struct api_server *srv)
         json_t *ans = read_now(srv, r->query, errmsg);
         read_finish(r, ans, errmsg);
     }
-    api__fanouts_release(srv);
+    api__logs_fanouts_release(srv);
 }

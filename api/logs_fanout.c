@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "api/logs_internal.h"
-#include "api/node_call.h"
+#include "api/fanout.h"
 #include "common/httpc.h"
 #include "common/units.h"
 #include "common/util.h"
@@ -19,75 +19,54 @@
 #define NODE_MIN_BYTES (64 << 10) /* the least a node is given of the bytes of an answer */
 #define MAX_CURSORS    100000     /* entries of "cursors" */
 
-/* The tasks of one node asked in one request. */
-struct target {
-    struct api__fanout *fo;
-    struct api__node_ref ref;    /* the node */
-    json_t *tasks;               /* owned: ID -> the cursor given, or null */
-    int64_t req;                 /* the request in flight, 0 when none */
-    struct api__node_read *read; /* this node's read while parked */
-    int done;
-};
-
-/* A POST /v1/logs waiting for its nodes. */
-struct api__fanout {
-    struct api_server *srv;
-    struct api__call *call; /* NULL once answered */
-    uv_timer_t timer;       /* the time the other nodes get once lines came */
-    json_t *info;           /* owned: task id -> {"service", "slot", "node" (name)} */
+/* A POST /v1/logs waiting for its nodes; each target's tasks are
+ * ID -> the cursor given, or null. */
+struct logs_fanout {
+    struct api__fanout fo;
+    uv_timer_t timer; /* the time the other nodes get once lines came */
+    json_t *shared;   /* owned: what every node is asked */
+    json_t *info;     /* owned: task id -> {"service", "slot", "node" (name)} */
     json_t *entries, *cursors, *errors;
     int more;
     int follow;
-    int starting;
     int64_t wait_ms;
-    struct target *targets; /* owned */
-    size_t n_targets, cap_targets;
-    size_t pending;
-    unsigned refs; /* the timer's close and every callback still to come */
-    struct api__fanout *next, *prev;
 };
 
-static void fanout_unref(struct api__fanout *fo)
+static struct logs_fanout *logs_of(struct api__fanout *fo)
 {
-    if (--fo->refs > 0)
-        return;
-    for (size_t i = 0; i < fo->n_targets; i++) {
-        struct target *t = &fo->targets[i];
-        api__node_ref_free(&t->ref);
-        json_decref(t->tasks);
-    }
-    free(fo->targets);
-    json_decref(fo->info);
-    json_decref(fo->entries);
-    json_decref(fo->cursors);
-    json_decref(fo->errors);
-    free(fo);
+    return container_of(fo, struct logs_fanout, fo);
 }
 
-static void fanout_timer_closed(uv_handle_t *h)
+static void logs_free(struct api__fanout *fo)
 {
-    fanout_unref(container_of((uv_timer_t *)h, struct api__fanout, timer));
+    struct logs_fanout *l = logs_of(fo);
+    json_decref(l->shared);
+    json_decref(l->info);
+    json_decref(l->entries);
+    json_decref(l->cursors);
+    json_decref(l->errors);
+    free(l);
 }
 
-static void add_error(struct api__fanout *fo, const struct target *t, json_t *ids, const char *why)
+static void timer_closed(uv_handle_t *h)
+{
+    api__fanout_unref(&container_of((uv_timer_t *)h, struct logs_fanout, timer)->fo);
+}
+
+static void add_error(struct logs_fanout *l, const struct api__fanout_target *t, json_t *ids,
+                      const char *why)
 {
     json_array_append_new(
-        fo->errors, json_pack("{s:s, s:o, s:s}", "node", t->ref.node, "tasks", ids, "error", why));
+        l->errors, json_pack("{s:s, s:o, s:s}", "node", t->ref.node, "tasks", ids, "error", why));
 }
 
-static json_t *target_ids(const struct target *t)
+static json_t *target_ids(const struct api__fanout_target *t)
 {
     json_t *ids = json_array();
     const char *id;
     json_t *c;
     json_object_foreach(t->tasks, id, c) json_array_append_new(ids, json_string(id));
     return ids;
-}
-
-/* The target's tasks keep the cursors they came with. */
-static void keep_cursors(struct api__fanout *fo, const struct target *t)
-{
-    json_object_update(fo->cursors, t->tasks);
 }
 
 struct sorted_entry {
@@ -119,66 +98,47 @@ json_t *api_log_entries_sorted(const json_t *entries)
     return out;
 }
 
-/* Answers with what came; the targets still out keep their cursors, and
- * with why_pending set they are errors too. Their requests are cancelled. */
-static void fanout_answer(struct api__fanout *fo, const char *why_pending)
+/* A target still out when the answer goes keeps its cursors; it is an
+ * error with why, or when its node is down (else that would never show
+ * while others have lines). */
+static void logs_pending(struct api__fanout *fo, struct api__fanout_target *t, const char *why)
 {
-    struct api_server *srv = fo->srv;
-    unsigned cancelled = 0;
-    for (size_t i = 0; i < fo->n_targets; i++) {
-        struct target *t = &fo->targets[i];
-        if (t->done)
-            continue;
-        keep_cursors(fo, t);
-        char why[512];
-        if (why_pending)
-            snprintf(why, sizeof(why), "node %s: %s", t->ref.node, why_pending);
-        else if (t->ref.down) /* else it would never show while others have lines */
-            snprintf(why, sizeof(why), "node %s is down (no heartbeats) and did not answer yet",
-                     t->ref.node);
-        if (why_pending || t->ref.down)
-            add_error(fo, t, target_ids(t), why);
-        if (t->read) {
-            api__node_read_cancel(t->read);
-            t->read = NULL;
-            cancelled++;
-        }
-        if (t->req > 0)
-            common_httpc_cancel(srv->httpc, t->req); /* its callback comes later */
+    struct logs_fanout *l = logs_of(fo);
+    json_object_update(l->cursors, t->tasks);
+    char down[512];
+    if (!why && t->ref.down) {
+        snprintf(down, sizeof(down), "node %s is down (no heartbeats) and did not answer yet",
+                 t->ref.node);
+        why = down;
     }
-    json_t *ans = json_pack("{s:o, s:O, s:O, s:b}", "entries", api_log_entries_sorted(fo->entries),
-                            "cursors", fo->cursors, "errors", fo->errors, "more", fo->more);
+    if (why)
+        add_error(l, t, target_ids(t), why);
+}
+
+static void logs_answer(struct api__fanout *fo, const char *why_pending)
+{
+    struct logs_fanout *l = logs_of(fo);
+    (void)why_pending;
+    json_t *ans = json_pack("{s:o, s:O, s:O, s:b}", "entries", api_log_entries_sorted(l->entries),
+                            "cursors", l->cursors, "errors", l->errors, "more", l->more);
     api__reply_json(fo->call, 200, 0, ans);
-    fo->call = NULL;
-    if (fo->next)
-        fo->next->prev = fo->prev;
-    if (fo->prev)
-        fo->prev->next = fo->next;
-    else
-        srv->fanouts = fo->next;
-    uv_timer_stop(&fo->timer);
-    uv_close((uv_handle_t *)&fo->timer, fanout_timer_closed);
-    while (cancelled-- > 0)
-        fanout_unref(fo); /* the timer's close is still to come */
+    uv_timer_stop(&l->timer);
+    uv_close((uv_handle_t *)&l->timer, timer_closed);
 }
 
 static void gather_done(uv_timer_t *timer)
 {
-    struct api__fanout *fo = container_of(timer, struct api__fanout, timer);
-    if (fo->call)
-        fanout_answer(fo, NULL);
+    struct logs_fanout *l = container_of(timer, struct logs_fanout, timer);
+    if (l->fo.call)
+        api__fanout_answer(&l->fo, NULL);
 }
 
-/* Answers when every node did, or soon after lines came (following). */
-static void fanout_check(struct api__fanout *fo)
+/* Following, the other nodes get GATHER_MS once lines came. */
+static void logs_progress(struct api__fanout *fo)
 {
-    if (!fo->call || fo->starting)
-        return;
-    if (fo->pending == 0)
-        fanout_answer(fo, NULL);
-    else if (fo->follow && json_array_size(fo->entries) > 0 &&
-             !uv_is_active((uv_handle_t *)&fo->timer))
-        uv_timer_start(&fo->timer, gather_done, GATHER_MS, 0);
+    struct logs_fanout *l = logs_of(fo);
+    if (l->follow && json_array_size(l->entries) > 0 && !uv_is_active((uv_handle_t *)&l->timer))
+        uv_timer_start(&l->timer, gather_done, GATHER_MS, 0);
 }
 
 static int in_list(const json_t *list, const char *s)
@@ -191,20 +151,20 @@ static int in_list(const json_t *list, const char *s)
 
 /* Takes one node's answer in: its entries with their service, slot and node,
  * its cursors, its errors. */
-static void merge(struct api__fanout *fo, struct target *t, const json_t *ans)
+static void merge(struct logs_fanout *l, const struct api__fanout_target *t, const json_t *ans)
 {
     size_t i;
     json_t *e;
     json_array_foreach(json_object_get(ans, "entries"), i, e)
     {
-        json_t *info = json_object_get(fo->info, json_string_value(json_object_get(e, "task")));
+        json_t *info = json_object_get(l->info, json_string_value(json_object_get(e, "task")));
         if (!info || !json_object_get(t->tasks, json_string_value(json_object_get(e, "task"))) ||
             !json_is_string(json_object_get(e, "ts")) ||
             !json_is_string(json_object_get(e, "line")))
             continue;
         json_t *copy = json_copy(e);
         json_object_update(copy, info);
-        json_array_append_new(fo->entries, copy);
+        json_array_append_new(l->entries, copy);
     }
     json_t *cursors = json_object_get(ans, "cursors");
     json_t *missing = json_object_get(ans, "missing");
@@ -215,143 +175,92 @@ static void merge(struct api__fanout *fo, struct target *t, const json_t *ans)
     {
         json_t *c = json_object_get(cursors, id);
         if (json_is_string(c) && api__logs_cursor_ok(json_string_value(c)))
-            json_object_set(fo->cursors, id, c);
+            json_object_set(l->cursors, id, c);
         else
-            json_object_set_new(fo->cursors, id,
+            json_object_set_new(l->cursors, id,
                                 in_list(missing, id) ? json_null() : json_incref(given));
         const char *why = json_string_value(json_object_get(errors, id));
         if (why)
-            add_error(fo, t, json_pack("[s]", id), why);
+            add_error(l, t, json_pack("[s]", id), why);
     }
     if (json_is_true(json_object_get(ans, "more")))
-        fo->more = 1;
+        l->more = 1;
 }
 
-static void target_finish(struct target *t, const json_t *ans, const char *why)
+/* A target's tasks keep the cursors they came with when it failed. */
+static void logs_result(struct api__fanout *fo, struct api__fanout_target *t, const json_t *ans,
+                        const char *why)
 {
-    struct api__fanout *fo = t->fo;
-    if (t->done)
-        return;
-    t->done = 1;
-    fo->pending--;
-    if (!fo->call)
-        return;
+    struct logs_fanout *l = logs_of(fo);
     if (ans) {
-        merge(fo, t, ans);
+        merge(l, t, ans);
     } else {
-        keep_cursors(fo, t);
-        add_error(fo, t, target_ids(t), why);
+        json_object_update(l->cursors, t->tasks);
+        add_error(l, t, target_ids(t), why);
     }
-    fanout_check(fo);
 }
 
-static void local_done(void *ctx, json_t *ans, const char *error)
+static json_t *node_query(const struct logs_fanout *l, const struct api__fanout_target *t)
 {
-    struct target *t = ctx;
-    struct api__fanout *fo = t->fo;
-    char why[512];
-    snprintf(why, sizeof(why), "node %s: %s", t->ref.node, error);
-    t->read = NULL;
-    target_finish(t, ans, why);
-    json_decref(ans);
-    fanout_unref(fo);
-}
-
-static void remote_done(void *data, const struct common_httpc_response *res)
-{
-    struct target *t = data;
-    struct api__fanout *fo = t->fo;
-    t->req = 0;
-    if (!fo->call || res->error == -ECANCELED) {
-        target_finish(t, NULL, "the request was cancelled");
-        fanout_unref(fo);
-        return;
-    }
-    char why[512] = "";
-    json_t *ans = api__node_answer(&t->ref, res, fo->wait_ms + NODE_GRACE_MS, why, sizeof(why));
-    target_finish(t, ans, why);
-    json_decref(ans);
-    fanout_unref(fo);
-}
-
-static json_t *node_query(const struct api__fanout *fo, const struct target *t,
-                          const json_t *shared)
-{
-    json_t *q = json_copy((json_t *)shared);
+    json_t *q = json_copy(l->shared);
     json_object_set_new(q, "tasks", json_copy(t->tasks));
-    size_t share = API__LOGS_ANSWER_BYTES / (fo->n_targets ? fo->n_targets : 1);
+    size_t share = API__LOGS_ANSWER_BYTES / (l->fo.n_targets ? l->fo.n_targets : 1);
     json_object_set_new(q, "max_bytes",
                         json_integer(share > NODE_MIN_BYTES ? (json_int_t)share : NODE_MIN_BYTES));
     return q;
 }
 
-static void target_start(struct api__fanout *fo, struct target *t, const json_t *shared)
+static void *logs_local(struct api__fanout *fo, struct api__fanout_target *t)
 {
-    struct api_server *srv = fo->srv;
-    if (t->ref.error) {
-        target_finish(t, NULL, t->ref.error);
-        return;
-    }
-    json_t *q = node_query(fo, t, shared);
-    fo->refs++;
-    if (!t->ref.addr) {
-        t->read = api__node_read_start(srv, q, fo->wait_ms, NULL, local_done, t);
-        return;
-    }
-    json_object_set_new(q, "wait_ms", json_integer(fo->wait_ms));
+    struct logs_fanout *l = logs_of(fo);
+    return api__node_read_start(fo->srv, node_query(l, t), l->wait_ms, NULL, api__fanout_local_cb,
+                                t);
+}
+
+static void logs_cancel_local(void *local)
+{
+    api__node_read_cancel(local);
+}
+
+static void logs_start(struct api__fanout *fo, struct api__fanout_target *t)
+{
+    struct logs_fanout *l = logs_of(fo);
+    json_auto_t *q = node_query(l, t);
+    json_object_set_new(q, "wait_ms", json_integer(l->wait_ms));
     _cleanup_free_ char *body = json_dumps(q, JSON_COMPACT);
-    json_decref(q);
-    char why[512];
-    t->req =
-        api__node_post(srv, &t->ref, "/v1/node/logs", body, (unsigned)(fo->wait_ms + NODE_GRACE_MS),
-                       remote_done, t, why, sizeof(why));
-    if (t->req < 0) {
-        t->req = 0;
-        target_finish(t, NULL, why);
-        fanout_unref(fo);
-    }
+    api__fanout_ask(t, "POST", "/v1/node/logs", body);
 }
 
-/* The target for a task on node_id: one per node, a new one every
- * API__LOGS_NODE_MAX_TASKS tasks. */
-static struct target *target_for(struct api__fanout *fo, const struct rs_state *st,
-                                 const char *node_id)
-{
-    for (size_t i = 0; i < fo->n_targets; i++) {
-        struct target *t = &fo->targets[i];
-        if (strcmp(t->ref.node_id, node_id) == 0 &&
-            json_object_size(t->tasks) < API__LOGS_NODE_MAX_TASKS)
-            return t;
-    }
-    if (fo->n_targets == fo->cap_targets) {
-        fo->cap_targets = fo->cap_targets ? 2 * fo->cap_targets : 4;
-        fo->targets = xrealloc(fo->targets, fo->cap_targets * sizeof(*fo->targets));
-    }
-    struct target *t = &fo->targets[fo->n_targets++];
-    *t = (struct target){.fo = fo, .tasks = json_object()};
-    api__node_ref_init(fo->srv, st, node_id, &t->ref);
-    return t;
-}
+static const struct api__fanout_ops logs_ops = {
+    .start = logs_start,
+    .local = logs_local,
+    .cancel_local = logs_cancel_local,
+    .result = logs_result,
+    .progress = logs_progress,
+    .pending = logs_pending,
+    .answer = logs_answer,
+    .free = logs_free,
+};
 
-static void add_task(struct api__fanout *fo, const struct rs_state *st, const json_t *task,
+static void add_task(struct logs_fanout *l, const struct rs_state *st, const json_t *task,
                      const json_t *cursors)
 {
     const char *id = json_string_value(json_object_get(task, "id"));
     const char *node = json_string_value(json_object_get(task, "node"));
     if (!id || !api_task_id_valid(id) || !node || !node[0])
         return;
-    struct target *t = target_for(fo, st, node);
+    struct api__fanout_target *t =
+        api__fanout_target_for(&l->fo, st, node, API__LOGS_NODE_MAX_TASKS, 1);
     json_t *c = json_object_get(cursors, id);
     json_object_set_new(t->tasks, id, json_is_string(c) ? json_incref(c) : json_null());
-    json_object_set_new(fo->info, id,
+    json_object_set_new(l->info, id,
                         json_pack("{s:O?, s:O?, s:s}", "service", json_object_get(task, "service"),
                                   "slot", json_object_get(task, "slot"), "node", t->ref.node));
 }
 
 /* Checks a POST /v1/logs body: the fields other than the tasks' go into
  * shared (what every node is asked), the wait into fo. */
-static int logs_body(struct api__fanout *fo, const json_t *body, json_t *shared,
-                     struct api_err *err)
+static int logs_body(struct logs_fanout *l, const json_t *body, json_t *shared, struct api_err *err)
 {
     static const char *const fields[] = {"service", "task", "tail",    "since",
                                          "follow",  "wait", "cursors", NULL};
@@ -359,7 +268,7 @@ static int logs_body(struct api__fanout *fo, const json_t *body, json_t *shared,
     json_t *follow = json_object_get(body, "follow"), *wait = json_object_get(body, "wait");
     json_t *cursors = json_object_get(body, "cursors");
     int64_t wait_ms = FOLLOW_WAIT_MS;
-    if (api__logs_only_fields(body, fields, err) != 0)
+    if (api__body_only_fields(body, fields, err) != 0)
         return -EINVAL;
     if (!service == !task)
         return api_err_set(err, API_BAD_REQUEST, service ? "task" : "service",
@@ -380,23 +289,23 @@ static int logs_body(struct api__fanout *fo, const json_t *body, json_t *shared,
         return -EINVAL;
     if (api__logs_check_tail_since(body, shared, err) != 0)
         return -EINVAL;
-    fo->follow = json_is_true(follow);
-    fo->wait_ms = fo->follow ? wait_ms : 0;
+    l->follow = json_is_true(follow);
+    l->wait_ms = l->follow ? wait_ms : 0;
     return 0;
 }
 
 /* Picks the tasks: the one asked for, or every task of the service that has
  * a node (history included). Returns 0, or -ENOENT with err set. */
-static int pick_tasks(struct api__fanout *fo, const json_t *body, struct api_err *err)
+static int pick_tasks(struct logs_fanout *l, const json_t *body, struct api_err *err)
 {
-    const struct rs_state *st = rs_store_state(fo->srv->store);
+    const struct rs_state *st = rs_store_state(l->fo.srv->store);
     json_t *cursors = json_object_get(body, "cursors");
     const char *task = json_string_value(json_object_get(body, "task"));
     if (task) {
         const json_t *t = json_object_get(st->tasks, task);
         if (!t)
             return api_err_set(err, API_NOT_FOUND, "task", "no task \"%s\"", task);
-        add_task(fo, st, t, cursors);
+        add_task(l, st, t, cursors);
         return 0;
     }
     const char *name = json_string_value(json_object_get(body, "service"));
@@ -408,7 +317,7 @@ static int pick_tasks(struct api__fanout *fo, const json_t *body, struct api_err
         const char *s = json_string_value(json_object_get(t, "service"));
         if (s && strcmp(s, name) == 0) {
             known = 1;
-            add_task(fo, st, t, cursors);
+            add_task(l, st, t, cursors);
         }
     }
     if (!known)
@@ -429,35 +338,25 @@ void api__logs(struct api__call *call)
         api__reply_err(call, &err);
         return;
     }
-    struct api__fanout *fo = xcalloc(1, sizeof(*fo));
-    fo->srv = srv;
-    fo->call = call;
-    fo->info = json_object();
-    fo->entries = json_array();
-    fo->cursors = json_object();
-    fo->errors = json_array();
-    fo->refs = 1; /* the timer's close, from here on */
-    json_auto_t *shared = json_object();
-    if (logs_body(fo, body, shared, &err) != 0 || pick_tasks(fo, body, &err) != 0) {
+    struct logs_fanout *l = xcalloc(1, sizeof(*l));
+    api__fanout_init(&l->fo, call, &logs_ops, &srv->fanouts, 0);
+    l->shared = json_object();
+    l->info = json_object();
+    l->entries = json_array();
+    l->cursors = json_object();
+    l->errors = json_array();
+    if (logs_body(l, body, l->shared, &err) != 0 || pick_tasks(l, body, &err) != 0) {
         api__reply_err(call, &err);
-        fanout_unref(fo);
+        api__fanout_drop(&l->fo);
         return;
     }
-    uv_timer_init(srv->loop, &fo->timer);
-    fo->next = srv->fanouts;
-    if (srv->fanouts)
-        srv->fanouts->prev = fo;
-    srv->fanouts = fo;
-    fo->pending = fo->n_targets;
-    fo->starting = 1;
-    for (size_t i = 0; i < fo->n_targets && fo->call; i++)
-        target_start(fo, &fo->targets[i], shared);
-    fo->starting = 0;
-    fanout_check(fo);
+    l->fo.timeout_ms = (unsigned)(l->wait_ms + NODE_GRACE_MS);
+    uv_timer_init(srv->loop, &l->timer);
+    api__fanout_ref(&l->fo); /* the timer's close */
+    api__fanout_begin(&l->fo);
 }
 
-void api__fanouts_release(struct api_server *srv)
+void api__logs_fanouts_release(struct api_server *srv)
 {
-    while (srv->fanouts)
-        fanout_answer(srv->fanouts, "no answer before this manager stopped");
+    api__fanouts_release(&srv->fanouts, "no answer before this manager stopped");
 }

@@ -28,11 +28,6 @@ int api__logs_check_cursors(json_t *v, const char *field, size_t max, struct api
  * form the log files write. Returns 0, or -EINVAL with err set. */
 int api__logs_check_tail_since(const json_t *body, json_t *query, struct api_err *err);
 
-/* Checks that body (borrowed) has no key but those of fields (borrowed,
- * NULL-terminated). Returns 0, or -EINVAL with err set to the first unknown
- * field. */
-int api__logs_only_fields(const json_t *body, const char *const *fields, struct api_err *err);
-
 /* ---- reads of this node's logs (logs.c) ---- */
 
 /* Called once a read ends: answer is the node's answer (transferred, free
@@ -60,6 +55,6 @@ void api__node_read_cancel(struct api__node_read *r);
 
 /* Answers every POST /v1/logs still waiting for nodes with what it has (the
  * nodes still out are errors) and cancels its requests to other nodes. */
-void api__fanouts_release(struct api_server *srv);
+void api__logs_fanouts_release(struct api_server *srv);
 
 #endif

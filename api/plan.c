@@ -132,6 +132,20 @@ static int by_slot_node_id(const void *a, const void *b)
                       json_string_value(json_object_get(y, "id")));
 }
 
+json_t *api__tasks_by_slot(const json_t *tasks)
+{
+    size_t n = json_array_size(tasks);
+    json_t **v = xcalloc(n + 1, sizeof(*v));
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_array_get(tasks, i);
+    qsort(v, n, sizeof(*v), by_slot_node_id);
+    json_t *out = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append(out, v[i]);
+    free(v);
+    return out;
+}
+
 /* The live tasks of service name desired running that the plan does not
  * stop (stopped: id -> true), in slot order: what a rollout would replace. */
 static json_t *to_replace(const struct rs_state *st, const char *name, const json_t *stopped)
@@ -151,16 +165,9 @@ static json_t *to_replace(const struct rs_state *st, const char *name, const jso
                             json_integer_value(json_object_get(t, "slot")), "node",
                             node_name(st, json_string_value(json_object_get(t, "node")))));
     }
-    size_t n = json_array_size(list);
-    json_t **sorted = xcalloc(n + 1, sizeof(*sorted));
-    for (size_t i = 0; i < n; i++)
-        sorted[i] = json_incref(json_array_get(list, i));
-    qsort(sorted, n, sizeof(*sorted), by_slot_node_id);
-    json_array_clear(list);
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(list, sorted[i]);
-    free(sorted);
-    return list;
+    json_t *sorted = api__tasks_by_slot(list);
+    json_decref(list);
+    return sorted;
 }
 
 /* What the plan does to service name, as the answer's "tasks". */

@@ -278,6 +278,41 @@ int api__node_route_check(struct api__call *call, int serves, const char *what)
     return api__node_caller_check(call);
 }
 
+json_t *api__node_route_body(struct api__call *call, int serves, const char *what)
+{
+    if (api__node_route_check(call, serves, what) != 0)
+        return NULL;
+    struct api_err err = {0};
+    json_t *body = api__parse_body(call, &err);
+    if (!body)
+        api__reply_err(call, &err);
+    return body;
+}
+
+void api__node_route_done(void *ctx, json_t *ans, const char *error)
+{
+    struct api__call *call = ctx;
+    if (ans)
+        api__reply_json(call, 200, 0, ans);
+    else
+        api__reply_error(call, API_INTERNAL, NULL, "%s", error);
+}
+
+int api__body_only_fields(const json_t *body, const char *const *fields, struct api_err *err)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)body, key, v)
+    {
+        size_t i = 0;
+        while (fields[i] && strcmp(fields[i], key) != 0)
+            i++;
+        if (!fields[i])
+            return api_err_set(err, API_BAD_REQUEST, key, "unknown field");
+    }
+    return 0;
+}
+
 static void consistent_cb(void *data, int status)
 {
     struct api__call *call = data;

@@ -135,25 +135,13 @@ void api__stats_sample_cancel(struct api__stats_sample *s)
 
 /* ---- POST /v1/node/stats ---- */
 
-static void node_call_done(void *ctx, json_t *ans, const char *error)
-{
-    struct api__call *call = ctx;
-    if (ans)
-        api__reply_json(call, 200, 0, ans);
-    else
-        api__reply_error(call, API_INTERNAL, NULL, "%s", error);
-}
-
 /* Checks {"tasks": [ID, ...]} and nothing else. */
 static int node_body(const json_t *body, struct api_err *err)
 {
-    const char *key;
+    static const char *const fields[] = {"tasks", NULL};
+    if (api__body_only_fields(body, fields, err) != 0)
+        return -EINVAL;
     json_t *v;
-    json_object_foreach((json_t *)body, key, v)
-    {
-        if (strcmp(key, "tasks") != 0)
-            return api_err_set(err, API_BAD_REQUEST, key, "unknown field");
-    }
     json_t *tasks = json_object_get(body, "tasks");
     if (!json_is_array(tasks) || json_array_size(tasks) > API__STATS_MAX_TASKS)
         return api_err_set(err, API_BAD_REQUEST, "tasks", "must be a list of at most %d task ids",
@@ -169,16 +157,15 @@ static int node_body(const json_t *body, struct api_err *err)
 
 void api__node_stats(struct api__call *call)
 {
-    struct api_server *srv = call->srv;
-    if (api__node_route_check(call, srv->node_stats != NULL, "stats") != 0)
+    json_auto_t *body = api__node_route_body(call, call->srv->node_stats != NULL, "stats");
+    if (!body)
         return;
     struct api_err err = {0};
-    json_auto_t *body = api__parse_body(call, &err);
-    if (!body || node_body(body, &err) != 0) {
+    if (node_body(body, &err) != 0) {
         api__reply_err(call, &err);
         return;
     }
-    api__stats_sample_start(srv, json_object_get(body, "tasks"), node_call_done, call);
+    api__stats_sample_start(call->srv, json_object_get(body, "tasks"), api__node_route_done, call);
 }
 
 void api__stats_release(struct api_server *srv)

@@ -7,136 +7,80 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/node_call.h"
+#include "api/fanout.h"
 #include "api/stats_internal.h"
 #include "common/util.h"
 #include "raft/state.h"
 
 #define NODE_TIMEOUT_MS 3000 /* a node answers within this (its sample included) */
 
-struct target {
-    struct api__stats_fanout *fo;
-    struct api__node_ref ref;
-    json_t *tasks; /* owned: [ID] */
-    int64_t req;   /* the request in flight, 0 when none */
-    struct api__stats_sample *sample;
-    int done;
-};
-
-struct api__stats_fanout {
-    struct api_server *srv;
-    struct api__call *call; /* NULL once answered */
-    const char *task;       /* GET /v1/tasks/{id}/stats: the id (in call->arg), else NULL */
-    json_t *info;           /* owned: task id -> {"id", "service", "slot", "node" (name)} */
+/* A stats request waiting for its nodes; each target's tasks are [ID]. */
+struct stats_fanout {
+    struct api__fanout fo;
+    const char *task; /* GET /v1/tasks/{id}/stats: the id (in call->arg), else NULL */
+    json_t *info;     /* owned: task id -> {"id", "service", "slot", "node" (name)} */
     json_t *rows, *errors, *missing;
-    struct target *targets; /* owned */
-    size_t n_targets, cap_targets;
-    size_t pending;
-    int starting;
-    unsigned refs; /* the answer, and every callback still to come */
-    struct api__stats_fanout *next, *prev;
 };
 
-static void fanout_unref(struct api__stats_fanout *fo)
+static struct stats_fanout *stats_of(struct api__fanout *fo)
 {
-    if (--fo->refs > 0)
-        return;
-    for (size_t i = 0; i < fo->n_targets; i++) {
-        api__node_ref_free(&fo->targets[i].ref);
-        json_decref(fo->targets[i].tasks);
-    }
-    free(fo->targets);
-    json_decref(fo->info);
-    json_decref(fo->rows);
-    json_decref(fo->errors);
-    json_decref(fo->missing);
-    free(fo);
+    return container_of(fo, struct stats_fanout, fo);
 }
 
-static int by_slot(const void *a, const void *b)
+static void stats_free(struct api__fanout *fo)
 {
-    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-    json_int_t sx = json_integer_value(json_object_get(x, "slot"));
-    json_int_t sy = json_integer_value(json_object_get(y, "slot"));
-    if (sx != sy)
-        return sx < sy ? -1 : 1;
-    int c = strcmp(json_string_value(json_object_get(x, "node")),
-                   json_string_value(json_object_get(y, "node")));
-    return c ? c
-             : strcmp(json_string_value(json_object_get(x, "id")),
-                      json_string_value(json_object_get(y, "id")));
+    struct stats_fanout *s = stats_of(fo);
+    json_decref(s->info);
+    json_decref(s->rows);
+    json_decref(s->errors);
+    json_decref(s->missing);
+    free(s);
 }
 
-static json_t *sorted_rows(const json_t *rows)
+static void add_error(struct stats_fanout *s, const struct api__fanout_target *t, const char *why)
 {
-    size_t n = json_array_size(rows);
-    json_t **v = xcalloc(n + 1, sizeof(*v));
-    for (size_t i = 0; i < n; i++)
-        v[i] = json_array_get(rows, i);
-    qsort(v, n, sizeof(*v), by_slot);
-    json_t *out = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append(out, v[i]);
-    free(v);
-    return out;
+    json_array_append_new(s->errors, json_pack("{s:s, s:O, s:s}", "node", t->ref.node, "tasks",
+                                               t->tasks, "error", why));
 }
 
 /* The answer of GET /v1/tasks/{id}/stats: the task's row, or why not. */
-static void answer_task(struct api__stats_fanout *fo)
+static void answer_task(struct stats_fanout *s)
 {
-    json_t *row = json_array_get(fo->rows, 0);
+    struct api__call *call = s->fo.call;
+    json_t *row = json_array_get(s->rows, 0);
     if (row) {
-        api__reply_json(fo->call, 200, 0, json_incref(row));
-    } else if (json_array_size(fo->missing) > 0) {
-        json_t *info = json_object_get(fo->info, fo->task);
-        api__reply_error(fo->call, API_CONFLICT, NULL,
-                         "task %s is not running on node %s (no process in its cgroup)", fo->task,
+        api__reply_json(call, 200, 0, json_incref(row));
+    } else if (json_array_size(s->missing) > 0) {
+        json_t *info = json_object_get(s->info, s->task);
+        api__reply_error(call, API_CONFLICT, NULL,
+                         "task %s is not running on node %s (no process in its cgroup)", s->task,
                          json_string_value(json_object_get(info, "node")));
     } else {
-        const char *why =
-            json_string_value(json_object_get(json_array_get(fo->errors, 0), "error"));
-        api__reply_error(fo->call, API_UNAVAILABLE, NULL, "%s", why ? why : "no node answered");
+        const char *why = json_string_value(json_object_get(json_array_get(s->errors, 0), "error"));
+        api__reply_error(call, API_UNAVAILABLE, NULL, "%s", why ? why : "no node answered");
     }
 }
 
-/* Answers with what came; the targets still out are errors ("why_pending")
- * and their requests are cancelled. */
-static void fanout_answer(struct api__stats_fanout *fo, const char *why_pending)
+static void stats_answer(struct api__fanout *fo, const char *why_pending)
 {
-    for (size_t i = 0; i < fo->n_targets; i++) {
-        struct target *t = &fo->targets[i];
-        if (t->done)
-            continue;
-        char why[512];
-        snprintf(why, sizeof(why), "node %s: %s", t->ref.node, why_pending);
-        json_array_append_new(fo->errors, json_pack("{s:s, s:O, s:s}", "node", t->ref.node, "tasks",
-                                                    t->tasks, "error", why));
-        if (t->sample) {
-            api__stats_sample_cancel(t->sample);
-            t->sample = NULL;
-            fo->refs--; /* its callback never comes */
-        }
-        if (t->req > 0)
-            common_httpc_cancel(fo->srv->httpc, t->req); /* its callback comes later */
-    }
-    if (fo->task)
-        answer_task(fo);
+    struct stats_fanout *s = stats_of(fo);
+    (void)why_pending;
+    if (s->task)
+        answer_task(s);
     else
         api__reply_json(fo->call, 200, 0,
-                        json_pack("{s:o, s:O, s:O}", "tasks", sorted_rows(fo->rows), "missing",
-                                  fo->missing, "errors", fo->errors));
-    fo->call = NULL;
-    if (fo->next)
-        fo->next->prev = fo->prev;
-    if (fo->prev)
-        fo->prev->next = fo->next;
-    else
-        fo->srv->stats_fanouts = fo->next;
-    fanout_unref(fo);
+                        json_pack("{s:o, s:O, s:O}", "tasks", api__tasks_by_slot(s->rows),
+                                  "missing", s->missing, "errors", s->errors));
+}
+
+static void stats_pending(struct api__fanout *fo, struct api__fanout_target *t, const char *why)
+{
+    if (why)
+        add_error(stats_of(fo), t, why);
 }
 
 /* Takes one node's answer in. */
-static void merge(struct api__stats_fanout *fo, struct target *t, const json_t *ans)
+static void merge(struct stats_fanout *s, const struct api__fanout_target *t, const json_t *ans)
 {
     json_t *stats = json_object_get(ans, "stats");
     json_t *errors = json_object_get(ans, "errors");
@@ -145,116 +89,73 @@ static void merge(struct api__stats_fanout *fo, struct target *t, const json_t *
     json_array_foreach(t->tasks, i, e)
     {
         const char *id = json_string_value(e);
-        json_t *s = json_object_get(stats, id);
+        json_t *st = json_object_get(stats, id);
         const char *why = json_string_value(json_object_get(errors, id));
-        if (json_is_object(s)) {
-            json_t *row = json_copy(json_object_get(fo->info, id));
+        if (json_is_object(st)) {
+            json_t *row = json_copy(json_object_get(s->info, id));
             static const char *const keys[] = {"cpu_percent", "cpu_ns", "memory", "memory_limit",
                                                "pids"};
             for (size_t k = 0; k < ARRAY_SIZE(keys); k++) {
-                json_t *v = json_object_get(s, keys[k]);
+                json_t *v = json_object_get(st, keys[k]);
                 json_object_set_new(row, keys[k], json_is_number(v) ? json_incref(v) : json_null());
             }
-            json_array_append_new(fo->rows, row);
+            json_array_append_new(s->rows, row);
         } else if (why) {
-            json_array_append_new(fo->errors, json_pack("{s:s, s:[s], s:s}", "node", t->ref.node,
-                                                        "tasks", id, "error", why));
+            json_array_append_new(s->errors, json_pack("{s:s, s:[s], s:s}", "node", t->ref.node,
+                                                       "tasks", id, "error", why));
         } else {
-            json_array_append_new(fo->missing, json_string(id));
+            json_array_append_new(s->missing, json_string(id));
         }
     }
 }
 
-static void target_finish(struct target *t, const json_t *ans, const char *why)
+static void stats_result(struct api__fanout *fo, struct api__fanout_target *t, const json_t *ans,
+                         const char *why)
 {
-    struct api__stats_fanout *fo = t->fo;
-    if (t->done)
-        return;
-    t->done = 1;
-    fo->pending--;
-    if (!fo->call)
-        return;
     if (ans)
-        merge(fo, t, ans);
+        merge(stats_of(fo), t, ans);
     else
-        json_array_append_new(fo->errors, json_pack("{s:s, s:O, s:s}", "node", t->ref.node, "tasks",
-                                                    t->tasks, "error", why));
-    if (fo->pending == 0 && !fo->starting)
-        fanout_answer(fo, NULL);
+        add_error(stats_of(fo), t, why);
 }
 
-static void local_done(void *ctx, json_t *ans, const char *error)
+static void *stats_local(struct api__fanout *fo, struct api__fanout_target *t)
 {
-    struct target *t = ctx;
-    struct api__stats_fanout *fo = t->fo;
-    char why[512];
-    snprintf(why, sizeof(why), "node %s: %s", t->ref.node, error ? error : "no answer");
-    t->sample = NULL;
-    target_finish(t, ans, why);
-    json_decref(ans);
-    fanout_unref(fo);
+    return api__stats_sample_start(fo->srv, t->tasks, api__fanout_local_cb, t);
 }
 
-static void remote_done(void *data, const struct common_httpc_response *res)
+static void stats_cancel_local(void *local)
 {
-    struct target *t = data;
-    struct api__stats_fanout *fo = t->fo;
-    t->req = 0;
-    char why[512] = "the request was cancelled";
-    json_t *ans = NULL;
-    if (fo->call && res->error != -ECANCELED)
-        ans = api__node_answer(&t->ref, res, NODE_TIMEOUT_MS, why, sizeof(why));
-    target_finish(t, ans, why);
-    json_decref(ans);
-    fanout_unref(fo);
+    api__stats_sample_cancel(local);
 }
 
-static void target_start(struct api__stats_fanout *fo, struct target *t)
+static void stats_target_start(struct api__fanout *fo, struct api__fanout_target *t)
 {
-    if (t->ref.error) {
-        target_finish(t, NULL, t->ref.error);
-        return;
-    }
-    fo->refs++;
-    if (!t->ref.addr) {
-        t->sample = api__stats_sample_start(fo->srv, t->tasks, local_done, t);
-        return;
-    }
-    json_t *q = json_pack("{s:O}", "tasks", t->tasks);
+    (void)fo;
+    json_auto_t *q = json_pack("{s:O}", "tasks", t->tasks);
     _cleanup_free_ char *body = json_dumps(q, JSON_COMPACT);
-    json_decref(q);
-    char why[512];
-    t->req = api__node_post(fo->srv, &t->ref, "/v1/node/stats", body, NODE_TIMEOUT_MS, remote_done,
-                            t, why, sizeof(why));
-    if (t->req < 0) {
-        t->req = 0;
-        target_finish(t, NULL, why);
-        fanout_unref(fo);
-    }
+    api__fanout_ask(t, "POST", "/v1/node/stats", body);
 }
+
+static const struct api__fanout_ops stats_ops = {
+    .start = stats_target_start,
+    .local = stats_local,
+    .cancel_local = stats_cancel_local,
+    .result = stats_result,
+    .pending = stats_pending,
+    .answer = stats_answer,
+    .free = stats_free,
+};
 
 /* Adds a running task to the target of its node (one per node, a new one
  * every API__STATS_MAX_TASKS tasks). */
-static void add_task(struct api__stats_fanout *fo, const struct rs_state *st, const json_t *task)
+static void add_task(struct stats_fanout *s, const struct rs_state *st, const json_t *task)
 {
     const char *id = json_string_value(json_object_get(task, "id"));
     const char *node = json_string_value(json_object_get(task, "node"));
-    struct target *t = NULL;
-    for (size_t i = 0; i < fo->n_targets && !t; i++)
-        if (strcmp(fo->targets[i].ref.node_id, node) == 0 &&
-            json_array_size(fo->targets[i].tasks) < API__STATS_MAX_TASKS)
-            t = &fo->targets[i];
-    if (!t) {
-        if (fo->n_targets == fo->cap_targets) {
-            fo->cap_targets = fo->cap_targets ? 2 * fo->cap_targets : 4;
-            fo->targets = xrealloc(fo->targets, fo->cap_targets * sizeof(*fo->targets));
-        }
-        t = &fo->targets[fo->n_targets++];
-        *t = (struct target){.fo = fo, .tasks = json_array()};
-        api__node_ref_init(fo->srv, st, node, &t->ref);
-    }
+    struct api__fanout_target *t =
+        api__fanout_target_for(&s->fo, st, node, API__STATS_MAX_TASKS, 0);
     json_array_append_new(t->tasks, json_string(id));
-    json_object_set_new(fo->info, id,
+    json_object_set_new(s->info, id,
                         json_pack("{s:s, s:O?, s:O?, s:s}", "id", id, "service",
                                   json_object_get(task, "service"), "slot",
                                   json_object_get(task, "slot"), "node", t->ref.node));
@@ -270,17 +171,17 @@ static int is_running(const json_t *t)
 
 /* Picks the tasks: the one asked for (running), or every running task of the
  * service. Returns 0, or a negative errno with err set. */
-static int pick_tasks(struct api__stats_fanout *fo, const char *service, struct api_err *err)
+static int pick_tasks(struct stats_fanout *s, const char *service, struct api_err *err)
 {
-    const struct rs_state *st = rs_store_state(fo->srv->store);
-    if (fo->task) {
-        const json_t *t = json_object_get(st->tasks, fo->task);
+    const struct rs_state *st = rs_store_state(s->fo.srv->store);
+    if (s->task) {
+        const json_t *t = json_object_get(st->tasks, s->task);
         if (!t)
-            return api_err_set(err, API_NOT_FOUND, NULL, "no task \"%.64s\"", fo->task);
+            return api_err_set(err, API_NOT_FOUND, NULL, "no task \"%.64s\"", s->task);
         if (!is_running(t))
             return api_err_set(err, API_CONFLICT, NULL, "task %s is not running (state: %s)",
-                               fo->task, json_string_value(json_object_get(t, "state")) ?: "?");
-        add_task(fo, st, t);
+                               s->task, json_string_value(json_object_get(t, "state")) ?: "?");
+        add_task(s, st, t);
         return 0;
     }
     int known = rs_state_service(st, service) != NULL;
@@ -288,11 +189,11 @@ static int pick_tasks(struct api__stats_fanout *fo, const char *service, struct 
     json_t *t;
     json_object_foreach(st->tasks, id, t)
     {
-        const char *s = json_string_value(json_object_get(t, "service"));
-        if (s && strcmp(s, service) == 0) {
+        const char *name = json_string_value(json_object_get(t, "service"));
+        if (name && strcmp(name, service) == 0) {
             known = 1;
             if (is_running(t))
-                add_task(fo, st, t);
+                add_task(s, st, t);
         }
     }
     if (!known)
@@ -307,32 +208,20 @@ static void stats_start(struct api__call *call, const char *task, const char *se
         api__reply_error(call, API_UNAVAILABLE, NULL, "this node is shutting down");
         return;
     }
-    struct api__stats_fanout *fo = xcalloc(1, sizeof(*fo));
-    *fo = (struct api__stats_fanout){.srv = srv,
-                                     .call = call,
-                                     .task = task,
-                                     .info = json_object(),
-                                     .rows = json_array(),
-                                     .errors = json_array(),
-                                     .missing = json_array(),
-                                     .refs = 1};
+    struct stats_fanout *s = xcalloc(1, sizeof(*s));
+    api__fanout_init(&s->fo, call, &stats_ops, &srv->stats_fanouts, NODE_TIMEOUT_MS);
+    s->task = task;
+    s->info = json_object();
+    s->rows = json_array();
+    s->errors = json_array();
+    s->missing = json_array();
     struct api_err err = {0};
-    if (pick_tasks(fo, service, &err) != 0) {
+    if (pick_tasks(s, service, &err) != 0) {
         api__reply_err(call, &err);
-        fanout_unref(fo);
+        api__fanout_drop(&s->fo);
         return;
     }
-    fo->next = srv->stats_fanouts;
-    if (srv->stats_fanouts)
-        srv->stats_fanouts->prev = fo;
-    srv->stats_fanouts = fo;
-    fo->pending = fo->n_targets;
-    fo->starting = 1;
-    for (size_t i = 0; i < fo->n_targets && fo->call; i++)
-        target_start(fo, &fo->targets[i]);
-    fo->starting = 0;
-    if (fo->call && fo->pending == 0)
-        fanout_answer(fo, NULL);
+    api__fanout_begin(&s->fo);
 }
 
 void api__task_stats(struct api__call *call)
@@ -347,6 +236,5 @@ void api__service_stats(struct api__call *call)
 
 void api__stats_fanouts_release(struct api_server *srv)
 {
-    while (srv->stats_fanouts)
-        fanout_answer(srv->stats_fanouts, "no answer before this manager stopped");
+    api__fanouts_release(&srv->stats_fanouts, "no answer before this manager stopped");
 }

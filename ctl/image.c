@@ -29,10 +29,12 @@ static const struct option image_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-/* Parses -o, -h and --node (*node: borrowed from argv, or NULL). Returns -1
- * when the command goes on (optind is then the first operand), else the exit
- * code to return. */
-static int image_options(struct ctl_ctx *ctx, int argc, char **argv, const char **node)
+/* Parses -o, -h and --node (*node: borrowed from argv, or NULL) and checks
+ * that from min to max operands follow (else a usage error: want, or the
+ * first unexpected one when max is 0). Returns -1 when the command goes on
+ * (optind is then the first operand), else the exit code to return. */
+static int image_options(struct ctl_ctx *ctx, int argc, char **argv, const char **node, int min,
+                         int max, const char *want)
 {
     int c;
     *node = NULL;
@@ -44,6 +46,10 @@ static int image_options(struct ctl_ctx *ctx, int argc, char **argv, const char 
         return ctx->exit;
     if (*node && !**node)
         return ctl_usage_error(ctx, "--node wants a node name or id");
+    if (max == 0 && optind < argc)
+        return ctl_usage_error(ctx, "unexpected argument \"%s\"", argv[optind]);
+    if (argc - optind < min || argc - optind > max)
+        return ctl_usage_error(ctx, "%s", want);
     return -1;
 }
 
@@ -132,11 +138,9 @@ static int any_error(const json_t *nodes)
 int ctl_image_ls(struct ctl_ctx *ctx, int argc, char **argv)
 {
     const char *node;
-    int rv = image_options(ctx, argc, argv, &node);
+    int rv = image_options(ctx, argc, argv, &node, 0, 0, NULL);
     if (rv >= 0)
         return rv;
-    if (optind < argc)
-        return ctl_usage_error(ctx, "unexpected argument \"%s\"", argv[optind]);
     _cleanup_free_ char *path = node ? image_path(node, "", NULL) : xstrdup("/v1/images");
     json_auto_t *ans = NULL;
     if (ctl_http_request(ctx, "GET", path, NULL, &ans, NULL) != 0)
@@ -163,25 +167,36 @@ static void print_list(const char *label, const json_t *list)
     json_array_foreach(list, i, v) printf("%s: %s\n", label, json_string_value(v));
 }
 
+/* Sends method route with body (borrowed, or NULL) and sets *ans (transferred)
+ * to the answer. Returns -1 when the caller prints it as text, else the exit
+ * code: the error (after "what: ", what non-NULL), or 0 with the answer
+ * printed as JSON. */
+static int image_call(struct ctl_ctx *ctx, const char *method, const char *route, json_t *body,
+                      json_t **ans, const char *what)
+{
+    if (ctl_http_request(ctx, method, route, body, ans, NULL) != 0)
+        return what ? ctl_error("%s: %s", what, ctx->errmsg) : ctl_error("%s", ctx->errmsg);
+    if (ctx->output == CTL_OUT_JSON) {
+        ctl_print_json(*ans);
+        return CTL_EXIT_OK;
+    }
+    return -1;
+}
+
 int ctl_image_load(struct ctl_ctx *ctx, int argc, char **argv)
 {
     const char *node;
-    int rv = image_options(ctx, argc, argv, &node);
+    int rv = image_options(ctx, argc, argv, &node, 1, 1,
+                           "give one tarball (an OCI layout or docker save)");
     if (rv >= 0)
         return rv;
-    if (optind + 1 != argc)
-        return ctl_usage_error(ctx, "give one tarball (an OCI layout or docker save)");
     char path[PATH_MAX];
     if (!realpath(argv[optind], path))
         return ctl_error("%s: %s", argv[optind], strerror(errno));
     json_auto_t *body = json_pack("{s:s}", "path", path), *ans = NULL;
     _cleanup_free_ char *route = image_path(node, "/load", NULL);
-    if (ctl_http_request(ctx, "POST", route, body, &ans, NULL) != 0)
-        return ctl_error("%s", ctx->errmsg);
-    if (ctx->output == CTL_OUT_JSON) {
-        ctl_print_json(ans);
-        return CTL_EXIT_OK;
-    }
+    if ((rv = image_call(ctx, "POST", route, body, &ans, NULL)) >= 0)
+        return rv;
     json_t *img;
     size_t i;
     json_array_foreach(json_object_get(ans, "loaded"), i, img) printf(
@@ -192,21 +207,16 @@ int ctl_image_load(struct ctl_ctx *ctx, int argc, char **argv)
 int ctl_image_rm(struct ctl_ctx *ctx, int argc, char **argv)
 {
     const char *node;
-    int rv = image_options(ctx, argc, argv, &node);
+    int rv = image_options(ctx, argc, argv, &node, 1, INT_MAX, "give at least one image ref or id");
     if (rv >= 0)
         return rv;
-    if (optind >= argc)
-        return ctl_usage_error(ctx, "give at least one image ref or id");
     int exit = CTL_EXIT_OK;
     for (int i = optind; i < argc; i++) {
         _cleanup_free_ char *path = image_path(node, "", argv[i]);
         json_auto_t *ans = NULL;
-        if (ctl_http_request(ctx, "DELETE", path, NULL, &ans, NULL) != 0) {
-            exit = ctl_error("%s: %s", argv[i], ctx->errmsg);
-            continue;
-        }
-        if (ctx->output == CTL_OUT_JSON) {
-            ctl_print_json(ans);
+        if ((rv = image_call(ctx, "DELETE", path, NULL, &ans, argv[i])) >= 0) {
+            if (rv != CTL_EXIT_OK)
+                exit = rv;
             continue;
         }
         print_list("Untagged", json_object_get(ans, "untagged"));
@@ -218,19 +228,13 @@ int ctl_image_rm(struct ctl_ctx *ctx, int argc, char **argv)
 int ctl_image_gc(struct ctl_ctx *ctx, int argc, char **argv)
 {
     const char *node;
-    int rv = image_options(ctx, argc, argv, &node);
+    int rv = image_options(ctx, argc, argv, &node, 0, 0, NULL);
     if (rv >= 0)
         return rv;
-    if (optind < argc)
-        return ctl_usage_error(ctx, "unexpected argument \"%s\"", argv[optind]);
     json_auto_t *ans = NULL;
     _cleanup_free_ char *path = image_path(node, "/gc", NULL);
-    if (ctl_http_request(ctx, "POST", path, NULL, &ans, NULL) != 0)
-        return ctl_error("%s", ctx->errmsg);
-    if (ctx->output == CTL_OUT_JSON) {
-        ctl_print_json(ans);
-        return CTL_EXIT_OK;
-    }
+    if ((rv = image_call(ctx, "POST", path, NULL, &ans, NULL)) >= 0)
+        return rv;
     print_list("Deleted", json_object_get(ans, "deleted"));
     char freed[32];
     size_text(json_integer_value(json_object_get(ans, "bytes_freed")), freed, sizeof(freed));
