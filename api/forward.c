@@ -14,7 +14,7 @@
 #define APPLY_WAIT_MS      2000
 #define APPLY_POLL_MS      5
 
-struct forward {
+struct api__forward {
     struct api__call *call;
     int wait_applied;
     /* The answer held until this node has applied `index`. */
@@ -25,35 +25,43 @@ struct forward {
     size_t len;
     const char *content_type; /* static: NULL for application/json */
     uint64_t deadline;
+    struct api__forward *next; /* in the server's list while waiting (srv->forwards) */
+    int waiting;
 };
 
 static void forward_closed(uv_handle_t *h)
 {
-    struct forward *f = h->data;
+    struct api__forward *f = h->data;
     free(f->body);
     free(f);
 }
 
-static void forward_finish(struct forward *f)
+static void forward_finish(struct api__forward *f)
 {
+    if (f->waiting) {
+        struct api__forward **p = &f->call->srv->forwards;
+        while (*p != f)
+            p = &(*p)->next;
+        *p = f->next;
+        f->waiting = 0;
+    }
+    uv_timer_stop(&f->timer);
     api__reply_typed(f->call, f->status, f->index, f->content_type, f->body, f->len);
     uv_close((uv_handle_t *)&f->timer, forward_closed);
 }
 
 static void apply_poll(uv_timer_t *t)
 {
-    struct forward *f = t->data;
+    struct api__forward *f = t->data;
     struct api_server *srv = f->call->srv;
     if (rs_store_state(srv->store)->index >= f->index || srv->closing ||
-        common_now_ms() >= f->deadline) {
-        uv_timer_stop(t);
+        common_now_ms() >= f->deadline)
         forward_finish(f);
-    }
 }
 
 static void forward_cb(void *data, const struct common_httpc_response *res)
 {
-    struct forward *f = data;
+    struct api__forward *f = data;
     if (res->status == 0) {
         api__reply_error(f->call, API_UNAVAILABLE, NULL, "forwarding to the leader failed: %s",
                          res->errmsg[0] ? res->errmsg : "no answer");
@@ -69,13 +77,22 @@ static void forward_cb(void *data, const struct common_httpc_response *res)
     if (type && strncmp(type, "application/x-ndjson", 20) == 0)
         f->content_type = "application/x-ndjson";
     struct api_server *srv = f->call->srv;
-    if (f->wait_applied && srv->store && f->status < 300 &&
+    if (f->wait_applied && srv->store && !srv->closing && f->status < 300 &&
         rs_store_state(srv->store)->index < f->index) {
         f->deadline = common_now_ms() + APPLY_WAIT_MS;
+        f->waiting = 1;
+        f->next = srv->forwards;
+        srv->forwards = f;
         uv_timer_start(&f->timer, apply_poll, APPLY_POLL_MS, APPLY_POLL_MS);
         return;
     }
     forward_finish(f);
+}
+
+void api__forwards_release(struct api_server *srv)
+{
+    while (srv->forwards)
+        forward_finish(srv->forwards);
 }
 
 /* A blocking query may be held for its whole wait: the forward waits that
@@ -111,7 +128,7 @@ void api__forward(struct api__call *call, const char *addr, int wait_applied)
     headers[n++] = "Content-Type: application/json";
     headers[n++] = "X-Shoal-Forwarded: 1";
     headers[n] = NULL;
-    struct forward *f = xcalloc(1, sizeof(*f));
+    struct api__forward *f = xcalloc(1, sizeof(*f));
     f->call = call;
     f->wait_applied = wait_applied;
     uv_timer_init(call->srv->loop, &f->timer);

@@ -15,6 +15,7 @@ struct api__node_read;
 struct api__fanout;
 struct api__stats_sample;
 struct api__image_op;
+struct api__forward;
 
 struct common_httpc;
 struct rs_node;
@@ -45,6 +46,7 @@ struct api_server {
     api_node_images_cb node_images;
     void *node_images_data;
     struct api__image_op *image_ops;    /* image commands under way (images.c) */
+    struct api__forward *forwards;      /* forwarded answers held until applied here (forward.c) */
     struct api__fanout *images_fanouts; /* image requests waiting for nodes */
     int closing;
 };
@@ -111,6 +113,9 @@ void api__waiters_release(struct api_server *srv);
  * answers. With wait_applied, a 2xx answer carrying X-Shoal-Index N is held
  * until this node has applied N (at most 2 s), so reads here see the write. */
 void api__forward(struct api__call *call, const char *addr, int wait_applied);
+/* Answers the forwarded writes still waiting for this node to apply them
+ * (the store is about to go): as they are, now. */
+void api__forwards_release(struct api_server *srv);
 
 /* Forwards the call to the leader, or answers 503 when there is none (or the
  * call was already forwarded once). */

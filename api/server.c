@@ -437,6 +437,7 @@ void api_server_stop_accepting(struct api_server *s)
     api__logs_release(s);
     api__stats_release(s);
     api__images_release(s);
+    api__forwards_release(s);
 }
 
 struct close_ctx {
