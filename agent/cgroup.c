@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -215,4 +216,28 @@ void agent_cgroup_remove(const struct agent_cgroup *cg)
             usleep(1000);
         }
     }
+}
+
+void agent_cgroup_watched(const char *task, struct agent_cgroup *out)
+{
+    memset(out, 0, sizeof(*out));
+    int version = agent_cgroup_version();
+    if (version == 2)
+        snprintf(out->dirs[out->n_dirs++], sizeof(out->dirs[0]), ROOT "/" PREFIX "/%s", task);
+    else if (version == 1)
+        snprintf(out->dirs[out->n_dirs++], sizeof(out->dirs[0]), ROOT "/memory/" PREFIX "/%s",
+                 task);
+}
+
+void agent_cgroup_remove_all(const char *task)
+{
+    char path[512];
+    glob_t g;
+    snprintf(path, sizeof(path), ROOT "/*/" PREFIX "/%s", task);
+    if (glob(path, 0, NULL, &g) == 0)
+        for (size_t i = 0; i < g.gl_pathc; i++)
+            rmdir(g.gl_pathv[i]);
+    globfree(&g);
+    snprintf(path, sizeof(path), ROOT "/" PREFIX "/%s", task);
+    rmdir(path);
 }

@@ -44,6 +44,15 @@ void agent_cgroup_find(const char *task, struct agent_cgroup *out);
  * Borrowed from cg. */
 const char *agent_cgroup_dir(const struct agent_cgroup *cg, const char *controller);
 
+/* The group a task's OOM kills are counted in and whose processes are all
+ * killed at the end of a stop (v1 memory, or the v2 group), whether or not
+ * it exists yet (runc makes a container's from cgroupsPath /shoal/TASK). */
+void agent_cgroup_watched(const char *task, struct agent_cgroup *out);
+
+/* Removes the task's (empty) groups under every controller: runc makes one
+ * per v1 hierarchy, more than agent_cgroup_find knows. */
+void agent_cgroup_remove_all(const char *task);
+
 /* Kills whatever is left in the groups and removes them (best effort). */
 void agent_cgroup_remove(const struct agent_cgroup *cg);
 

@@ -375,14 +375,19 @@ static char **build_env(const struct agent_task *t)
     }
     if (!has_path)
         out[k++] = xstrdup(DEFAULT_PATH);
+    agent_process_shoal_env(t, out + k);
+    return out;
+}
+
+void agent_process_shoal_env(const struct agent_task *t, char **out)
+{
     json_int_t slot = json_integer_value(json_object_get(t->assignment, "slot"));
     const char *node = json_string_value(json_object_get(t->assignment, "node"));
-    if (asprintf(&out[k++], "SHOAL_TASK_ID=%s", t->id) < 0 ||
-        asprintf(&out[k++], "SHOAL_SERVICE=%s", t->service) < 0 ||
-        asprintf(&out[k++], "SHOAL_TASK_SLOT=%lld", (long long)slot) < 0 ||
-        asprintf(&out[k++], "SHOAL_NODE_ID=%s", node ? node : "") < 0)
+    if (asprintf(&out[0], "SHOAL_TASK_ID=%s", t->id) < 0 ||
+        asprintf(&out[1], "SHOAL_SERVICE=%s", t->service) < 0 ||
+        asprintf(&out[2], "SHOAL_TASK_SLOT=%lld", (long long)slot) < 0 ||
+        asprintf(&out[3], "SHOAL_NODE_ID=%s", node ? node : "") < 0)
         abort();
-    return out;
 }
 
 static void free_env(char **env)

@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <glob.h>
 #include <pthread.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -39,7 +38,6 @@ struct agent_runc_prep {
     char image_id[128];
     char data_dir[4096];
     char runc_root[4200];
-    char runc_bin[4096];
     int bridge;
     struct agent_net_config net;
     struct agent_net_port ports[MAX_PORTS];
@@ -51,23 +49,30 @@ struct agent_runc_prep {
 
 /* ---- small helpers (thread side) ---- */
 
-/* Finds prog on PATH (or the usual dirs). */
-static int find_program(const char *prog, char *out, size_t size)
+/* The runc binary: found on PATH (or the usual dirs) once, then
+ * remembered; "" while it is not installed (looked for again next time). */
+static pthread_mutex_t runc_lock = PTHREAD_MUTEX_INITIALIZER;
+static char runc_found[4096];
+
+static const char *runc_path(void)
 {
-    const char *path = getenv("PATH");
-    char dirs[4096];
-    common_strlcpy(dirs,
-                   path && path[0] ? path
-                                   : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                   sizeof(dirs));
-    char *save = dirs;
-    for (char *d; (d = strsep(&save, ":")) != NULL;) {
-        snprintf(out, size, "%s/%s", d[0] ? d : ".", prog);
-        if (access(out, X_OK) == 0)
-            return 0;
+    pthread_mutex_lock(&runc_lock);
+    if (!runc_found[0]) {
+        const char *path = getenv("PATH");
+        char dirs[4096], cand[4200];
+        common_strlcpy(
+            dirs,
+            path && path[0] ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            sizeof(dirs));
+        char *save = dirs;
+        for (char *d; !runc_found[0] && (d = strsep(&save, ":")) != NULL;) {
+            snprintf(cand, sizeof(cand), "%s/runc", d[0] ? d : ".");
+            if (access(cand, X_OK) == 0)
+                common_strlcpy(runc_found, cand, sizeof(runc_found));
+        }
     }
-    out[0] = '\0';
-    return -ENOENT;
+    pthread_mutex_unlock(&runc_lock);
+    return runc_found;
 }
 
 /* Runs argv to its end with stdout/stderr into errbuf (256 bytes, the
@@ -178,13 +183,7 @@ int agent_runc_is(const struct agent_task *t)
 static char **env_extra(const struct agent_task *t)
 {
     char **out = xcalloc(5, sizeof(*out));
-    json_int_t slot = json_integer_value(json_object_get(t->assignment, "slot"));
-    const char *node = json_string_value(json_object_get(t->assignment, "node"));
-    if (asprintf(&out[0], "SHOAL_TASK_ID=%s", t->id) < 0 ||
-        asprintf(&out[1], "SHOAL_SERVICE=%s", t->service) < 0 ||
-        asprintf(&out[2], "SHOAL_TASK_SLOT=%lld", (long long)slot) < 0 ||
-        asprintf(&out[3], "SHOAL_NODE_ID=%s", node ? node : "") < 0)
-        abort();
+    agent_process_shoal_env(t, out);
     return out;
 }
 
@@ -365,11 +364,12 @@ static int write_config(const struct agent_runc_prep *r, const char *dir,
 
 /* Everything a run leaves: the container, the mount, the upper dir, the
  * network, the cgroups (runc makes one per v1 controller). */
-static void teardown(const char *data_dir, const char *runc_root, const char *runc_bin,
-                     const struct agent_net_config *net, const char *id, const char *dir)
+static void teardown(const char *runc_root, const struct agent_net_config *net, const char *id,
+                     const char *dir)
 {
     char path[4400], errbuf[256];
     snprintf(path, sizeof(path), "%s/%s", runc_root, id);
+    const char *runc_bin = runc_path();
     if (access(path, F_OK) == 0 && runc_bin[0]) {
         char *argv[] = {(char *)runc_bin, "--root", (char *)runc_root, "delete", "--force",
                         (char *)id,       NULL};
@@ -377,7 +377,6 @@ static void teardown(const char *data_dir, const char *runc_root, const char *ru
         if (rv != 0)
             LOGW("task %s: runc delete: %s", id, errbuf);
     }
-    (void)data_dir;
     snprintf(path, sizeof(path), "%s/rootfs", dir);
     if (umount2(path, MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
         LOGW("task %s: umount %s: %s", id, path, strerror(errno));
@@ -393,14 +392,7 @@ static void teardown(const char *data_dir, const char *runc_root, const char *ru
             LOGW("task %s: network: %s", id, errbuf);
         unlink(path);
     }
-    glob_t g;
-    snprintf(path, sizeof(path), "/sys/fs/cgroup/*/shoal/%s", id);
-    if (glob(path, 0, NULL, &g) == 0)
-        for (size_t i = 0; i < g.gl_pathc; i++)
-            rmdir(g.gl_pathv[i]);
-    globfree(&g);
-    snprintf(path, sizeof(path), "/sys/fs/cgroup/shoal/%s", id);
-    rmdir(path);
+    agent_cgroup_remove_all(id);
 }
 
 /* A port without a target goes to the one the image exposes for its
@@ -441,29 +433,17 @@ static int setup_net(struct agent_runc_prep *r, const char *dir, struct agent_ne
     return write_text(path, net->ip, errmsg);
 }
 
-/* The cgroup dirs the monitor watches for OOM kills and kills at the end
- * of the grace period: runc creates them from cgroupsPath /shoal/ID. */
-static void watched_cgroups(const char *id, struct agent_cgroup *cg)
-{
-    memset(cg, 0, sizeof(*cg));
-    int v = agent_cgroup_version();
-    if (v == 2)
-        snprintf(cg->dirs[cg->n_dirs++], sizeof(cg->dirs[0]), "/sys/fs/cgroup/shoal/%s", id);
-    else if (v == 1)
-        snprintf(cg->dirs[cg->n_dirs++], sizeof(cg->dirs[0]), "/sys/fs/cgroup/memory/shoal/%s", id);
-}
-
 int agent_runc_prepare(struct agent_runc_prep *r, const char *dir, struct agent_cgroup *cg,
                        char *errmsg)
 {
-    if (find_program("runc", r->runc_bin, sizeof(r->runc_bin)) != 0) {
+    if (!runc_path()[0]) {
         snprintf(errmsg, 256, "%s", "runc is not installed on this node (package runc)");
         return -ENOENT;
     }
     snprintf(r->pid_file, sizeof(r->pid_file), "%s/container.pid", dir);
     snprintf(r->runc_log, sizeof(r->runc_log), "%s/runc.log", dir);
     /* What an earlier run of this task may have left. */
-    teardown(r->data_dir, r->runc_root, r->runc_bin, &r->net, r->id, dir);
+    teardown(r->runc_root, &r->net, r->id, dir);
     unlink(r->pid_file);
     unlink(r->runc_log);
     struct agent_net_task net;
@@ -478,10 +458,10 @@ int agent_runc_prepare(struct agent_runc_prep *r, const char *dir, struct agent_
     snprintf(line, sizeof(line), "%s\n", r->image_id);
     rv = rv ?: write_text(path, line, errmsg);
     if (rv < 0) {
-        teardown(r->data_dir, r->runc_root, r->runc_bin, &r->net, r->id, dir);
+        teardown(r->runc_root, &r->net, r->id, dir);
         return rv;
     }
-    watched_cgroups(r->id, cg);
+    agent_cgroup_watched(r->id, cg);
     return 0;
 }
 
@@ -493,7 +473,7 @@ void agent_runc_launch_args(const struct agent_runc_prep *r, const char *dir, co
     out[n++] = "--launcher-log";
     out[n++] = r->runc_log;
     out[n++] = "--";
-    out[n++] = r->runc_bin;
+    out[n++] = runc_path();
     out[n++] = "--root";
     out[n++] = r->runc_root;
     out[n++] = "--log";
@@ -517,19 +497,15 @@ struct cleanup {
     struct agent_task *t;
     char id[40];
     char dir[4200];
-    char data_dir[4096];
     char runc_root[4200];
-    char runc_bin[4096];
     struct agent_net_config net;
 };
 
 static void cleanup_work(uv_work_t *w)
 {
     struct cleanup *c = container_of(w, struct cleanup, work);
-    teardown(c->data_dir, c->runc_root, c->runc_bin, &c->net, c->id, c->dir);
+    teardown(c->runc_root, &c->net, c->id, c->dir);
 }
-
-void agent_process_resume_prepare(struct agent_task *t);
 
 static void cleanup_done(uv_work_t *w, int status)
 {
@@ -556,9 +532,7 @@ void agent_runc_cleanup(struct agent_task *t)
     c->t = t;
     common_strlcpy(c->id, t->id, sizeof(c->id));
     common_strlcpy(c->dir, t->dir, sizeof(c->dir));
-    common_strlcpy(c->data_dir, agent_supervisor_data_dir(t->sup), sizeof(c->data_dir));
-    snprintf(c->runc_root, sizeof(c->runc_root), "%s/runc", c->data_dir);
-    find_program("runc", c->runc_bin, sizeof(c->runc_bin));
+    snprintf(c->runc_root, sizeof(c->runc_root), "%s/runc", agent_supervisor_data_dir(t->sup));
     c->net = *agent_supervisor_net(t->sup);
     if (uv_queue_work(agent_supervisor_loop(t->sup), &c->work, cleanup_work, cleanup_done) != 0) {
         cleanup_work(&c->work); /* cannot happen with a live loop; stay correct anyway */
@@ -590,7 +564,6 @@ struct sweep {
     uv_work_t work;
     char data_dir[4096];
     char runc_root[4200];
-    char runc_bin[4096];
     struct agent_net_config net;
 };
 
@@ -613,7 +586,7 @@ static void sweep_work(uv_work_t *w)
             continue;
         LOGI("runc: removing container %s: its task is gone", e->d_name);
         snprintf(dir, sizeof(dir), "%s/tasks/%s", s->data_dir, e->d_name);
-        teardown(s->data_dir, s->runc_root, s->runc_bin, &s->net, e->d_name, dir);
+        teardown(s->runc_root, &s->net, e->d_name, dir);
     }
     if (d)
         closedir(d);
@@ -642,7 +615,6 @@ void agent_runc_sweep(struct agent_supervisor *sup)
     struct sweep *s = xcalloc(1, sizeof(*s));
     common_strlcpy(s->data_dir, agent_supervisor_data_dir(sup), sizeof(s->data_dir));
     snprintf(s->runc_root, sizeof(s->runc_root), "%s/runc", s->data_dir);
-    find_program("runc", s->runc_bin, sizeof(s->runc_bin));
     s->net = *agent_supervisor_net(sup);
     if (access(s->runc_root, F_OK) != 0 && access(s->net.data_dir, F_OK) != 0) {
         free(s); /* this node never ran a container */
@@ -665,8 +637,8 @@ int agent_runc_image_id(const char *dir, char *out, size_t size)
 
 char **agent_runc_exec_argv(const struct agent_task *t, char *const *command)
 {
-    char bin[4096];
-    if (find_program("runc", bin, sizeof(bin)) != 0)
+    const char *bin = runc_path();
+    if (!bin[0])
         return NULL;
     size_t n = 0;
     while (command && command[n])

@@ -153,6 +153,9 @@ void agent_process_ctx_init(const struct agent_task *t, struct agent_process_ctx
  * off the loop. Returns 0, or -ENOENT with errmsg (256 bytes) when there is
  * no such user on this node. */
 int agent_process_ctx_resolve(struct agent_process_ctx *c, char *errmsg);
+/* The task's SHOAL_TASK_ID, SHOAL_SERVICE, SHOAL_TASK_SLOT and
+ * SHOAL_NODE_ID as 4 new "NAME=value" strings into out[0..3]. */
+void agent_process_shoal_env(const struct agent_task *t, char **out);
 /* Frees what c owns (c itself is the caller's). */
 void agent_process_ctx_free(struct agent_process_ctx *c);
 
